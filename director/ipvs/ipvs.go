@@ -1,0 +1,140 @@
+// Package ipvs is golvs's view of the kernel's IPVS table: our own types, a
+// small interface, and (in kernel.go) the adapter over github.com/moby/ipvs.
+// An in-memory fake that behaves like the kernel lives in ipvs/ipvsfake.
+//
+// moby/ipvs types never leave this package: the adapter normalises what the
+// kernel returns (HASHED flag masked, family and netmask filled in) so that
+// comparing desired and actual state never flaps.
+package ipvs
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+)
+
+// Forwarding methods, as the kernel's IP_VS_CONN_F_FWD_MASK values.
+type Forwarding uint32
+
+const (
+	Masq   Forwarding = 0x0 // NAT
+	Tunnel Forwarding = 0x2 // IP-in-IP
+	Route  Forwarding = 0x3 // direct routing
+)
+
+func (f Forwarding) String() string {
+	switch f {
+	case Masq:
+		return "Masq"
+	case Tunnel:
+		return "Tunnel"
+	case Route:
+		return "Route"
+	}
+	return fmt.Sprintf("Forwarding(%d)", uint32(f))
+}
+
+// Service flags (IP_VS_SVC_F_*). FlagHashed is set by the kernel on every
+// service and is masked out by the adapter.
+const (
+	FlagPersistent uint32 = 0x0001
+	FlagHashed     uint32 = 0x0002
+	FlagOnePacket  uint32 = 0x0004
+	FlagSched1     uint32 = 0x0008 // sh-fallback / mh-fallback
+	FlagSched2     uint32 = 0x0010 // sh-port / mh-port
+	FlagSched3     uint32 = 0x0020
+)
+
+// ServiceKey identifies a virtual service the way the kernel does: by
+// family+protocol+address+port, or by family+fwmark.
+type ServiceKey struct {
+	Family   uint16 // unix.AF_INET or unix.AF_INET6
+	Protocol uint16 // unix.IPPROTO_TCP/UDP/SCTP; 0 for fwmark services
+	Address  netip.Addr
+	Port     uint16
+	FWMark   uint32
+}
+
+func (k ServiceKey) String() string {
+	if k.FWMark != 0 {
+		fam := "v4"
+		if k.Family == unix.AF_INET6 {
+			fam = "v6"
+		}
+		return fmt.Sprintf("fwmark:%d/%s", k.FWMark, fam)
+	}
+	return fmt.Sprintf("%s:%s", ProtocolName(k.Protocol), netip.AddrPortFrom(k.Address, k.Port))
+}
+
+// ProtocolName returns "tcp", "udp", "sctp" or the number.
+func ProtocolName(p uint16) string {
+	switch p {
+	case unix.IPPROTO_TCP:
+		return "tcp"
+	case unix.IPPROTO_UDP:
+		return "udp"
+	case unix.IPPROTO_SCTP:
+		return "sctp"
+	}
+	return fmt.Sprintf("proto%d", p)
+}
+
+// Service is one virtual service's settings (without its destinations).
+type Service struct {
+	ServiceKey
+	Scheduler string
+	Flags     uint32 // FlagPersistent|FlagSched*; never FlagHashed
+	Timeout   uint32 // persistence timeout in seconds
+	Netmask   uint32 // persistence netmask: IPv4 mask bits as a big-endian uint32, IPv6 prefix length
+}
+
+// Destination is one real server of a service.
+type Destination struct {
+	Address        netip.Addr
+	Port           uint16
+	Weight         int
+	Forwarding     Forwarding
+	UpperThreshold uint32
+	LowerThreshold uint32
+
+	// Read-only counters reported by the kernel; ignored on writes and
+	// by Equal.
+	ActiveConns   int
+	InactiveConns int
+}
+
+// Key is the destination's identity within its service.
+func (d Destination) Key() netip.AddrPort { return netip.AddrPortFrom(d.Address, d.Port) }
+
+// Equal reports whether two destinations have the same writable settings.
+func (d Destination) Equal(o Destination) bool {
+	return d.Address == o.Address && d.Port == o.Port && d.Weight == o.Weight &&
+		d.Forwarding == o.Forwarding && d.UpperThreshold == o.UpperThreshold &&
+		d.LowerThreshold == o.LowerThreshold
+}
+
+// Equal reports whether two services have the same key and settings.
+func (s Service) Equal(o Service) bool { return s == o }
+
+// Entry is a service with its destinations, as one dump returns it.
+type Entry struct {
+	Service      Service
+	Destinations []Destination
+}
+
+// IPVS is the part of the kernel's IPVS that golvs uses. Implementations
+// must be safe for concurrent use and honour ctx deadlines. Errors wrap the
+// kernel's errno (unix.EEXIST, unix.ENOENT, unix.ESRCH...) so callers can use
+// errors.Is.
+type IPVS interface {
+	// Dump returns every service in the kernel with its destinations.
+	Dump(ctx context.Context) ([]Entry, error)
+	AddService(ctx context.Context, s Service) error
+	UpdateService(ctx context.Context, s Service) error
+	DeleteService(ctx context.Context, k ServiceKey) error
+	AddDestination(ctx context.Context, k ServiceKey, d Destination) error
+	UpdateDestination(ctx context.Context, k ServiceKey, d Destination) error
+	DeleteDestination(ctx context.Context, k ServiceKey, d Destination) error
+}
