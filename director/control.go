@@ -1,0 +1,219 @@
+package director
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Controller is what the control socket serves; *Reconciler is one.
+type Controller interface {
+	Status(ctx context.Context) (Status, error)
+	Drain(service string, backend netip.AddrPort) error
+	Undrain(service string, backend netip.AddrPort) error
+}
+
+// ControlServer serves the control socket: HTTP with JSON over a unix
+// socket that only root can reach (directory 0700, socket 0600).
+//
+//	GET  /status
+//	POST /drain?service=S&backend=ADDR:PORT
+//	POST /undrain?service=S&backend=ADDR:PORT
+type ControlServer struct {
+	Path       string
+	Controller Controller
+	Logger     *slog.Logger
+	// VRRPState, when set, fills Status.VRRP.
+	VRRPState func() string
+}
+
+// ErrAlreadyRunning means another process answers on the control socket.
+var ErrAlreadyRunning = errors.New("control socket in use by a running director")
+
+// Run listens until ctx ends, then closes and removes the socket.
+func (s *ControlServer) Run(ctx context.Context) error {
+	ln, err := s.Listen()
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Listen creates the socket: its directory 0700, the socket 0600. A socket
+// left by a dead director is replaced; a live director's is not.
+func (s *ControlServer) Listen() (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(s.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", s.Path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: %w", s.Path, ErrAlreadyRunning)
+	}
+	if err := os.Remove(s.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("control socket: remove stale: %w", err)
+	}
+	ln, err := net.Listen("unix", s.Path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(s.Path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ln, nil
+}
+
+// Serve answers on ln until ctx ends, then removes the socket.
+func (s *ControlServer) Serve(ctx context.Context, ln net.Listener) error {
+	log := s.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	srv := &http.Server{
+		Handler:           s.handler(log),
+		ReadHeaderTimeout: 5 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(shut)
+		<-errc
+		os.Remove(s.Path)
+		return nil
+	case err := <-errc:
+		os.Remove(s.Path)
+		return fmt.Errorf("control socket: %w", err)
+	}
+}
+
+func (s *ControlServer) handler(log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		st, err := s.Controller.Status(r.Context())
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		if s.VRRPState != nil {
+			st.VRRP = s.VRRPState()
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	drain := func(on bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			svc := r.URL.Query().Get("service")
+			b, err := netip.ParseAddrPort(r.URL.Query().Get("backend"))
+			if err != nil || svc == "" {
+				writeError(w, http.StatusBadRequest, fmt.Errorf("want service=NAME&backend=ADDR:PORT"))
+				return
+			}
+			if on {
+				err = s.Controller.Drain(svc, b)
+			} else {
+				err = s.Controller.Undrain(svc, b)
+			}
+			switch {
+			case errors.Is(err, ErrUnknownService), errors.Is(err, ErrUnknownBackend):
+				writeError(w, http.StatusNotFound, err)
+			case err != nil:
+				writeError(w, http.StatusInternalServerError, err)
+			default:
+				log.Info("control request", "path", r.URL.Path, "service", svc, "backend", b)
+				writeJSON(w, http.StatusOK, map[string]string{"result": "ok"})
+			}
+		}
+	}
+	mux.HandleFunc("POST /drain", drain(true))
+	mux.HandleFunc("POST /undrain", drain(false))
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+// ControlClient talks to a director's control socket.
+type ControlClient struct {
+	Path string
+}
+
+func (c ControlClient) client() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", c.Path)
+		},
+	}}
+}
+
+func (c ControlClient) do(ctx context.Context, method, path string, q url.Values, out any) error {
+	u := "http://director" + path
+	if q != nil {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return err
+	}
+	cl := c.client()
+	defer cl.CloseIdleConnections()
+	resp, err := cl.Do(req)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", c.Path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("director: %s", e.Error)
+		}
+		return fmt.Errorf("director: %s", resp.Status)
+	}
+	if out != nil {
+		return json.Unmarshal(body, out)
+	}
+	return nil
+}
+
+// Status fetches the director's status.
+func (c ControlClient) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.do(ctx, http.MethodGet, "/status", nil, &st)
+	return st, err
+}
+
+// Drain asks the director to drain a backend.
+func (c ControlClient) Drain(ctx context.Context, service string, backend netip.AddrPort) error {
+	return c.do(ctx, http.MethodPost, "/drain", url.Values{"service": {service}, "backend": {backend.String()}}, nil)
+}
+
+// Undrain ends an operator drain.
+func (c ControlClient) Undrain(ctx context.Context, service string, backend netip.AddrPort) error {
+	return c.do(ctx, http.MethodPost, "/undrain", url.Values{"service": {service}, "backend": {backend.String()}}, nil)
+}

@@ -1,0 +1,86 @@
+package director
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestControlSocket(t *testing.T) {
+	f := newFixture(t)
+	r := f.reconciler(topo(webService(backend(be1, 1), backend(be2, 1))), nil)
+	f.sync(r)
+
+	dir := filepath.Join(t.TempDir(), "ctl")
+	path := filepath.Join(dir, "director.sock")
+	// A stale socket from a dead director is replaced.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
+
+	srv := &ControlServer{Path: path, Controller: r, VRRPState: func() string { return "master" }}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+
+	for p, want := range map[string]os.FileMode{dir: 0o700, path: 0o600} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s mode %v, want %v", p, fi.Mode().Perm(), want)
+		}
+	}
+	// A second server must not steal a live socket.
+	if _, err := (&ControlServer{Path: path}).Listen(); err == nil {
+		t.Error("second Listen on a live socket succeeded")
+	}
+
+	c := ControlClient{Path: path}
+	if err := c.Drain(ctx, "web", ap(be2)); err != nil {
+		t.Fatal(err)
+	}
+	f.sync(r)
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.VRRP != "master" || len(st.Services) != 1 || st.Services[0].Name != "web" {
+		t.Fatalf("status = %+v", st)
+	}
+	b := st.Services[0].Backends
+	if len(b) != 2 || b[1].Address != ap(be2) || !b[1].OperatorDrain || b[1].KernelWeight != 0 || b[0].KernelWeight != 1 {
+		t.Errorf("backends after drain = %+v", b)
+	}
+	if err := c.Undrain(ctx, "web", ap(be2)); err != nil {
+		t.Fatal(err)
+	}
+	f.sync(r)
+	f.expect("undrained", webEntry(dst(be1, 1), dst(be2, 1)))
+
+	if err := c.Drain(ctx, "nope", ap(be2)); err == nil || !strings.Contains(err.Error(), "unknown service") {
+		t.Errorf("drain of unknown service: %v", err)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve = %v", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("socket left behind after shutdown: %v", err)
+	}
+}

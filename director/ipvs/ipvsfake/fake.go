@@ -1,0 +1,306 @@
+// Package ipvsfake is an in-memory IPVS that behaves like the kernel's for
+// the calls golvs makes: same errnos, same normalisation, deterministic
+// dumps. Tests inject failures with Fail and count writes with Writes.
+package ipvsfake
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/golvs/golvs/director/ipvs"
+	"golang.org/x/sys/unix"
+)
+
+// Operation names passed to Fail and counted in Writes.
+const (
+	OpDump              = "dump"
+	OpAddService        = "add-service"
+	OpUpdateService     = "update-service"
+	OpDeleteService     = "delete-service"
+	OpAddDestination    = "add-destination"
+	OpUpdateDestination = "update-destination"
+	OpDeleteDestination = "delete-destination"
+)
+
+type service struct {
+	svc   ipvs.Service
+	dests map[netip.AddrPort]ipvs.Destination
+}
+
+// Fake is an in-memory IPVS table. The zero value is an empty table.
+type Fake struct {
+	// Fail, when set, is called before every operation (dst is nil for
+	// service operations and dumps); a non-nil result fails the operation
+	// without changing anything.
+	Fail func(op string, key ipvs.ServiceKey, dst *ipvs.Destination) error
+
+	mu     sync.Mutex
+	svcs   map[ipvs.ServiceKey]*service
+	writes map[string]int
+}
+
+var _ ipvs.IPVS = (*Fake)(nil)
+
+// New returns an empty fake.
+func New() *Fake { return &Fake{} }
+
+func (f *Fake) init() {
+	if f.svcs == nil {
+		f.svcs = make(map[ipvs.ServiceKey]*service)
+		f.writes = make(map[string]int)
+	}
+}
+
+// begin takes the lock and runs the failure hook; the caller must unlock.
+func (f *Fake) begin(ctx context.Context, op string, key ipvs.ServiceKey, dst *ipvs.Destination) error {
+	f.mu.Lock()
+	f.init()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if f.Fail != nil {
+		if err := f.Fail(op, key, dst); err != nil {
+			return err
+		}
+	}
+	if op != OpDump {
+		f.writes[op]++
+	}
+	return nil
+}
+
+// Writes returns how many write operations were attempted past the failure
+// hook, by operation, and in total.
+func (f *Fake) Writes() (map[string]int, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.init()
+	out := make(map[string]int, len(f.writes))
+	total := 0
+	for k, v := range f.writes {
+		out[k] = v
+		total += v
+	}
+	return out, total
+}
+
+// ResetWrites zeroes the write counters.
+func (f *Fake) ResetWrites() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.init()
+	clear(f.writes)
+}
+
+// SetConns sets a destination's connection counters, as traffic would.
+func (f *Fake) SetConns(key ipvs.ServiceKey, dst netip.AddrPort, active, inactive int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.init()
+	s, ok := f.svcs[key]
+	if !ok {
+		return fmt.Errorf("fake: service %s: %w", key, unix.ESRCH)
+	}
+	d, ok := s.dests[dst]
+	if !ok {
+		return fmt.Errorf("fake: destination %s: %w", dst, unix.ENOENT)
+	}
+	d.ActiveConns, d.InactiveConns = active, inactive
+	s.dests[dst] = d
+	return nil
+}
+
+// Dump returns every service and destination, sorted.
+func (f *Fake) Dump(ctx context.Context) ([]ipvs.Entry, error) {
+	err := f.begin(ctx, OpDump, ipvs.ServiceKey{}, nil)
+	defer f.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("fake dump: %w", err)
+	}
+	out := make([]ipvs.Entry, 0, len(f.svcs))
+	for _, s := range f.svcs {
+		e := ipvs.Entry{Service: s.svc, Destinations: make([]ipvs.Destination, 0, len(s.dests))}
+		for _, d := range s.dests {
+			e.Destinations = append(e.Destinations, d)
+		}
+		ipvs.SortDestinations(e.Destinations)
+		out = append(out, e)
+	}
+	ipvs.SortEntries(out)
+	return out, nil
+}
+
+func validService(s ipvs.Service) error {
+	if s.Family != unix.AF_INET && s.Family != unix.AF_INET6 {
+		return unix.EAFNOSUPPORT
+	}
+	if s.Scheduler == "" {
+		return unix.ENOENT // the kernel cannot find scheduler ""
+	}
+	if s.Family == unix.AF_INET6 && (s.Netmask < 1 || s.Netmask > 128) {
+		return unix.EINVAL
+	}
+	if s.FWMark == 0 {
+		if !s.Address.IsValid() || s.Address.Is6() != (s.Family == unix.AF_INET6) {
+			return unix.EINVAL
+		}
+		if s.Protocol != unix.IPPROTO_TCP && s.Protocol != unix.IPPROTO_UDP && s.Protocol != unix.IPPROTO_SCTP {
+			return unix.EAFNOSUPPORT
+		}
+		if s.Port == 0 && s.Flags&ipvs.FlagPersistent == 0 {
+			return unix.EINVAL
+		}
+	}
+	return nil
+}
+
+// normalService is what the kernel would store and report back.
+func normalService(s ipvs.Service) ipvs.Service {
+	s.Flags &^= ipvs.FlagHashed
+	if s.FWMark != 0 {
+		s.Address, s.Port, s.Protocol = netip.Addr{}, 0, 0
+	}
+	return s
+}
+
+func (f *Fake) AddService(ctx context.Context, s ipvs.Service) error {
+	err := f.begin(ctx, OpAddService, s.ServiceKey, nil)
+	defer f.mu.Unlock()
+	if err == nil {
+		err = validService(s)
+	}
+	if err == nil {
+		s = normalService(s)
+		if _, ok := f.svcs[s.ServiceKey]; ok {
+			err = unix.EEXIST
+		} else {
+			f.svcs[s.ServiceKey] = &service{svc: s, dests: make(map[netip.AddrPort]ipvs.Destination)}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("fake add service %s: %w", s.ServiceKey, err)
+	}
+	return nil
+}
+
+func (f *Fake) UpdateService(ctx context.Context, s ipvs.Service) error {
+	err := f.begin(ctx, OpUpdateService, s.ServiceKey, nil)
+	defer f.mu.Unlock()
+	if err == nil {
+		err = validService(s)
+	}
+	if err == nil {
+		s = normalService(s)
+		if cur, ok := f.svcs[s.ServiceKey]; !ok {
+			err = unix.ESRCH
+		} else {
+			cur.svc = s
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("fake update service %s: %w", s.ServiceKey, err)
+	}
+	return nil
+}
+
+func (f *Fake) DeleteService(ctx context.Context, k ipvs.ServiceKey) error {
+	k = normalService(ipvs.Service{ServiceKey: k}).ServiceKey
+	err := f.begin(ctx, OpDeleteService, k, nil)
+	defer f.mu.Unlock()
+	if err == nil {
+		if _, ok := f.svcs[k]; !ok {
+			err = unix.ESRCH
+		} else {
+			delete(f.svcs, k)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("fake delete service %s: %w", k, err)
+	}
+	return nil
+}
+
+// destOp runs the common part of the destination calls: the hook, the
+// service lookup (ESRCH like the kernel) and validation.
+func (f *Fake) destOp(ctx context.Context, op string, k ipvs.ServiceKey, d ipvs.Destination, full bool) (*service, error) {
+	if err := f.begin(ctx, op, k, &d); err != nil {
+		return nil, err
+	}
+	s, ok := f.svcs[normalService(ipvs.Service{ServiceKey: k}).ServiceKey]
+	if !ok {
+		return nil, unix.ESRCH
+	}
+	if !d.Address.IsValid() || d.Address.Is6() != (s.svc.Family == unix.AF_INET6) {
+		return nil, unix.EINVAL
+	}
+	if full {
+		if d.Weight < 0 || d.Weight > 65535 {
+			return nil, unix.ERANGE
+		}
+		if d.LowerThreshold > d.UpperThreshold && d.UpperThreshold != 0 {
+			return nil, unix.ERANGE
+		}
+		switch d.Forwarding {
+		case ipvs.Masq, ipvs.Tunnel, ipvs.Route:
+		default:
+			return nil, unix.EINVAL
+		}
+	}
+	return s, nil
+}
+
+// written drops the counters a caller cannot set.
+func written(d ipvs.Destination, old ipvs.Destination) ipvs.Destination {
+	d.ActiveConns, d.InactiveConns = old.ActiveConns, old.InactiveConns
+	return d
+}
+
+func (f *Fake) AddDestination(ctx context.Context, k ipvs.ServiceKey, d ipvs.Destination) error {
+	s, err := f.destOp(ctx, OpAddDestination, k, d, true)
+	defer f.mu.Unlock()
+	if err == nil {
+		if _, ok := s.dests[d.Key()]; ok {
+			err = unix.EEXIST
+		} else {
+			s.dests[d.Key()] = written(d, ipvs.Destination{})
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("fake add destination %s -> %s: %w", k, d.Key(), err)
+	}
+	return nil
+}
+
+func (f *Fake) UpdateDestination(ctx context.Context, k ipvs.ServiceKey, d ipvs.Destination) error {
+	s, err := f.destOp(ctx, OpUpdateDestination, k, d, true)
+	defer f.mu.Unlock()
+	if err == nil {
+		if old, ok := s.dests[d.Key()]; !ok {
+			err = unix.ENOENT
+		} else {
+			s.dests[d.Key()] = written(d, old)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("fake update destination %s -> %s: %w", k, d.Key(), err)
+	}
+	return nil
+}
+
+func (f *Fake) DeleteDestination(ctx context.Context, k ipvs.ServiceKey, d ipvs.Destination) error {
+	s, err := f.destOp(ctx, OpDeleteDestination, k, d, false)
+	defer f.mu.Unlock()
+	if err == nil {
+		if _, ok := s.dests[d.Key()]; !ok {
+			err = unix.ENOENT
+		} else {
+			delete(s.dests, d.Key())
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("fake delete destination %s -> %s: %w", k, d.Key(), err)
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package ipvsfake
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/golvs/golvs/director/ipvs"
+	"golang.org/x/sys/unix"
+)
+
+var (
+	key = ipvs.ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}
+	svc = ipvs.Service{ServiceKey: key, Scheduler: "rr", Netmask: 0xffffffff}
+	d1  = ipvs.Destination{Address: netip.MustParseAddr("10.0.1.1"), Port: 80, Weight: 1, Forwarding: ipvs.Route}
+	d2  = ipvs.Destination{Address: netip.MustParseAddr("10.0.1.2"), Port: 80, Weight: 1, Forwarding: ipvs.Route}
+)
+
+func TestErrnosLikeTheKernel(t *testing.T) {
+	ctx := context.Background()
+	f := New()
+	check := func(what string, err, want error) {
+		t.Helper()
+		if !errors.Is(err, want) {
+			t.Errorf("%s: err = %v, want %v", what, err, want)
+		}
+	}
+	check("update missing service", f.UpdateService(ctx, svc), unix.ESRCH)
+	check("delete missing service", f.DeleteService(ctx, key), unix.ESRCH)
+	check("add dest to missing service", f.AddDestination(ctx, key, d1), unix.ESRCH)
+	if err := f.AddService(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	check("duplicate service", f.AddService(ctx, svc), unix.EEXIST)
+	check("update missing dest", f.UpdateDestination(ctx, key, d1), unix.ENOENT)
+	check("delete missing dest", f.DeleteDestination(ctx, key, d1), unix.ENOENT)
+	if err := f.AddDestination(ctx, key, d1); err != nil {
+		t.Fatal(err)
+	}
+	check("duplicate dest", f.AddDestination(ctx, key, d1), unix.EEXIST)
+	v6 := svc
+	v6.Family, v6.Address, v6.Netmask = unix.AF_INET6, netip.MustParseAddr("2001:db8::1"), 0
+	check("ipv6 netmask 0", f.AddService(ctx, v6), unix.EINVAL)
+}
+
+func TestHashedMaskedAndDeterministicDump(t *testing.T) {
+	ctx := context.Background()
+	f := New()
+	s := svc
+	s.Flags = ipvs.FlagHashed | ipvs.FlagPersistent
+	if err := f.AddService(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []ipvs.Destination{d2, d1} {
+		if err := f.AddDestination(ctx, key, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.SetConns(key, d1.Key(), 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	// An update does not reset the kernel's counters.
+	if err := f.UpdateDestination(ctx, key, d1); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Service.Flags != ipvs.FlagPersistent {
+		t.Fatalf("dump = %+v, want one service with HASHED masked", got)
+	}
+	ds := got[0].Destinations
+	if len(ds) != 2 || ds[0].Address != d1.Address || ds[1].Address != d2.Address {
+		t.Errorf("destinations not sorted: %+v", ds)
+	}
+	if ds[0].ActiveConns != 2 || ds[0].InactiveConns != 3 {
+		t.Errorf("counters lost: %+v", ds[0])
+	}
+}
+
+func TestFailHookAndWrites(t *testing.T) {
+	ctx := context.Background()
+	f := New()
+	boom := errors.New("boom")
+	f.Fail = func(op string, k ipvs.ServiceKey, d *ipvs.Destination) error {
+		if op == OpAddDestination && d.Address == d2.Address {
+			return boom
+		}
+		return nil
+	}
+	if err := f.AddService(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddDestination(ctx, key, d1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddDestination(ctx, key, d2); !errors.Is(err, boom) {
+		t.Errorf("injected failure: err = %v", err)
+	}
+	if _, err := f.Dump(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, n := f.Writes()
+	if n != 2 || m[OpAddService] != 1 || m[OpAddDestination] != 1 {
+		t.Errorf("writes = %v (%d), want one service add and one destination add", m, n)
+	}
+	got, _ := f.Dump(ctx)
+	if len(got[0].Destinations) != 1 {
+		t.Errorf("failed add changed the table: %+v", got)
+	}
+}

@@ -1,0 +1,548 @@
+package director
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/golvs/golvs/config"
+	"github.com/golvs/golvs/director/ipvs"
+	"github.com/hashicorp/go-multierror"
+	"golang.org/x/sys/unix"
+)
+
+// Errors of operator requests, for errors.Is.
+var (
+	ErrUnknownService = errors.New("unknown service")
+	ErrUnknownBackend = errors.New("unknown backend")
+)
+
+// DefaultDrainPoll is how often a pass runs while a backend drains, to see
+// its connections reach 0 soon after they do.
+const DefaultDrainPoll = time.Second
+
+// Options are the Reconciler's dependencies.
+type Options struct {
+	Kernel ipvs.IPVS
+	Health HealthView // nil = every backend up; call Kick when it changes
+	Logger *slog.Logger
+	Now    func() time.Time // nil = time.Now; drains are timed with it
+	// StateFile overrides the topology's Director.StateFile; "" keeps it.
+	// When both are empty, nothing is persisted.
+	StateFile string
+	DrainPoll time.Duration // 0 = DefaultDrainPoll
+}
+
+// destKey is one destination of one kernel service.
+type destKey struct {
+	Service ipvs.ServiceKey
+	Dest    netip.AddrPort
+}
+
+// Reconciler keeps the kernel's IPVS table equal to the topology: every
+// pass dumps the kernel once, computes the desired table from config and
+// health, and applies the difference. Passes run on a timer
+// (resync_interval) and on Kick.
+//
+// Ownership: a service is ours when the file names it or the state file
+// says we created it; nothing else is ever touched. A service removed from
+// the file is deleted at once (its connections are not drained); a backend
+// removed from the file, or down with on_failure=remove, is drained first:
+// it stays with weight 0 until the kernel reports no connections or the
+// service's drain_timeout has passed.
+type Reconciler struct {
+	kernel    ipvs.IPVS
+	health    HealthView
+	log       *slog.Logger
+	now       func() time.Time
+	stateFile string
+	drainPoll time.Duration
+
+	kick chan struct{}
+	pass sync.Mutex // one pass at a time
+
+	mu          sync.Mutex
+	topo        *config.Topology
+	stateLoaded bool
+	owned       map[ipvs.ServiceKey]bool // as last persisted
+	opDrains    map[drainKey]bool        // operator drains, persisted
+	draining    map[destKey]time.Time    // leaving destinations, since when
+}
+
+// NewReconciler builds a Reconciler for topo (already validated). It starts
+// nothing and touches neither the kernel nor the state file.
+func NewReconciler(opts Options, topo *config.Topology) *Reconciler {
+	r := &Reconciler{
+		kernel:    opts.Kernel,
+		health:    opts.Health,
+		log:       opts.Logger,
+		now:       opts.Now,
+		stateFile: opts.StateFile,
+		drainPoll: opts.DrainPoll,
+		kick:      make(chan struct{}, 1),
+		topo:      topo,
+		owned:     map[ipvs.ServiceKey]bool{},
+		opDrains:  map[drainKey]bool{},
+		draining:  map[destKey]time.Time{},
+	}
+	if r.health == nil {
+		r.health = upView{}
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.drainPoll <= 0 {
+		r.drainPoll = DefaultDrainPoll
+	}
+	if r.stateFile == "" && topo != nil {
+		r.stateFile = topo.Director.StateFile
+	}
+	return r
+}
+
+// Kick asks for a pass soon. It never blocks; kicks coalesce.
+func (r *Reconciler) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// SetConfig swaps in a new (validated) topology and kicks a pass, which
+// applies the difference only.
+func (r *Reconciler) SetConfig(topo *config.Topology) {
+	r.mu.Lock()
+	r.topo = topo
+	r.mu.Unlock()
+	r.Kick()
+}
+
+// Config returns the topology in force.
+func (r *Reconciler) Config() *config.Topology {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.topo
+}
+
+// Run reconciles until ctx ends; it returns nil then. A failed pass is
+// logged and retried on the next one.
+func (r *Reconciler) Run(ctx context.Context) error {
+	for {
+		if err := r.Sync(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("reconcile pass failed; retrying on the next pass", "err", err)
+		}
+		wait := r.resyncInterval()
+		r.mu.Lock()
+		if len(r.draining) > 0 {
+			wait = min(wait, r.drainPoll)
+		}
+		r.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		case <-r.kick:
+			t.Stop()
+		}
+	}
+}
+
+func (r *Reconciler) resyncInterval() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.topo != nil && r.topo.Director.ResyncInterval > 0 {
+		return r.topo.Director.ResyncInterval
+	}
+	return config.DefaultResyncInterval
+}
+
+// loadStateLocked reads the state file once. r.mu must be held.
+func (r *Reconciler) loadStateLocked() {
+	if r.stateLoaded {
+		return
+	}
+	r.stateLoaded = true
+	st, err := readState(r.stateFile)
+	if err != nil {
+		// Losing ownership memory only means a service removed while we
+		// were down is left in place: run on, loudly.
+		r.log.Error("state file unreadable; starting without it", "err", err)
+		return
+	}
+	for _, k := range st.Services {
+		r.owned[k] = true
+	}
+	for _, d := range st.Drains {
+		r.opDrains[d] = true
+	}
+}
+
+// saveStateLocked persists owned and operator drains. r.mu must be held.
+func (r *Reconciler) saveStateLocked() error {
+	st := state{Services: make([]ipvs.ServiceKey, 0, len(r.owned))}
+	for k := range r.owned {
+		st.Services = append(st.Services, k)
+	}
+	for d := range r.opDrains {
+		st.Drains = append(st.Drains, d)
+	}
+	return writeState(r.stateFile, st)
+}
+
+// setOwned replaces the owned set and persists it when it changed.
+func (r *Reconciler) setOwned(owned map[ipvs.ServiceKey]bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if maps.Equal(owned, r.owned) {
+		return nil
+	}
+	r.owned = owned
+	return r.saveStateLocked()
+}
+
+// drainView adds operator drains to the health view.
+type drainView struct {
+	base   HealthView
+	drains map[drainKey]bool
+}
+
+func (v drainView) Backend(service string, b netip.AddrPort) BackendState {
+	st := v.base.Backend(service, b)
+	if v.drains[drainKey{service, b}] {
+		st.Drain = true
+	}
+	return st
+}
+
+// computed is one pass's plan and what it is based on.
+type computed struct {
+	topo     *config.Topology
+	desired  []ipvs.Entry
+	ops      []Op
+	owned    map[ipvs.ServiceKey]bool // state-file keys before the pass
+	wanted   map[ipvs.ServiceKey]bool // desired keys
+	draining map[destKey]time.Time
+}
+
+// compute plans one pass against actual without changing anything.
+func (r *Reconciler) compute(actual []ipvs.Entry) computed {
+	r.mu.Lock()
+	r.loadStateLocked()
+	c := computed{
+		topo:  r.topo,
+		owned: maps.Clone(r.owned),
+	}
+	view := drainView{base: r.health, drains: maps.Clone(r.opDrains)}
+	prev := maps.Clone(r.draining)
+	r.mu.Unlock()
+
+	c.desired = Desired(c.topo, view)
+	c.wanted = make(map[ipvs.ServiceKey]bool, len(c.desired))
+	for _, e := range c.desired {
+		c.wanted[e.Service.ServiceKey] = true
+	}
+	adoptUnknown(c.topo, view, c.desired, actual)
+	c.draining = keepDraining(c.topo, c.desired, actual, prev, r.now())
+	c.ops = Plan(c.desired, actual, func(k ipvs.ServiceKey) bool { return c.wanted[k] || c.owned[k] })
+	return c
+}
+
+// adoptUnknown keeps the kernel's weight for backends that health has no
+// verdict on yet and that are already in the kernel (a restart must not
+// zero every weight until the first checks run); desired changes in place.
+func adoptUnknown(topo *config.Topology, view HealthView, desired, actual []ipvs.Entry) {
+	if topo == nil {
+		return
+	}
+	have := make(map[ipvs.ServiceKey]ipvs.Entry, len(actual))
+	for _, e := range actual {
+		have[e.Service.ServiceKey] = e
+	}
+	idx := make(map[ipvs.ServiceKey]int, len(desired))
+	for i, e := range desired {
+		idx[e.Service.ServiceKey] = i
+	}
+	for si := range topo.Services {
+		s := &topo.Services[si]
+		key := Key(s)
+		a, ok := have[key]
+		i, ok2 := idx[key]
+		if !ok || !ok2 {
+			continue
+		}
+		kernel := make(map[netip.AddrPort]ipvs.Destination, len(a.Destinations))
+		for _, d := range a.Destinations {
+			kernel[d.Key()] = d
+		}
+		for _, b := range s.Backends {
+			st := view.Backend(s.Name, b.AddrPort())
+			k, inKernel := kernel[b.AddrPort()]
+			if !st.Unknown || st.Drain || !inKernel {
+				continue
+			}
+			found := false
+			for j, d := range desired[i].Destinations {
+				if d.Key() == b.AddrPort() {
+					desired[i].Destinations[j].Weight = k.Weight
+					found = true
+				}
+			}
+			if !found { // on_failure=remove left it out
+				d := desiredEntry(&config.Service{Name: s.Name, Forwarding: s.Forwarding,
+					Backends: []config.Backend{b}}, upView{}).Destinations[0]
+				d.Weight = k.Weight
+				desired[i].Destinations = append(desired[i].Destinations, d)
+				ipvs.SortDestinations(desired[i].Destinations)
+			}
+		}
+	}
+}
+
+// keepDraining puts destinations that are leaving a desired service back
+// into it with weight 0 while they still have connections and their drain
+// has not timed out. It returns the drains still running (with the time
+// each started); desired is changed in place.
+func keepDraining(topo *config.Topology, desired, actual []ipvs.Entry, prev map[destKey]time.Time, now time.Time) map[destKey]time.Time {
+	timeouts := map[ipvs.ServiceKey]time.Duration{}
+	if topo != nil {
+		for i := range topo.Services {
+			t := topo.Services[i].DrainTimeout
+			if t <= 0 {
+				t = config.DefaultDrainTimeout
+			}
+			timeouts[Key(&topo.Services[i])] = t
+		}
+	}
+	have := make(map[ipvs.ServiceKey]ipvs.Entry, len(actual))
+	for _, e := range actual {
+		have[e.Service.ServiceKey] = e
+	}
+	running := map[destKey]time.Time{}
+	for i := range desired {
+		key := desired[i].Service.ServiceKey
+		a, ok := have[key]
+		if !ok {
+			continue
+		}
+		want := make(map[netip.AddrPort]bool, len(desired[i].Destinations))
+		for _, d := range desired[i].Destinations {
+			want[d.Key()] = true
+		}
+		added := false
+		for _, d := range a.Destinations {
+			if want[d.Key()] {
+				continue
+			}
+			dk := destKey{key, d.Key()}
+			start, ok := prev[dk]
+			if !ok {
+				start = now
+			}
+			if d.ActiveConns+d.InactiveConns == 0 || now.Sub(start) >= timeouts[key] {
+				continue // Plan deletes it
+			}
+			d.Weight = 0
+			desired[i].Destinations = append(desired[i].Destinations, d)
+			running[dk] = start
+			added = true
+		}
+		if added {
+			ipvs.SortDestinations(desired[i].Destinations)
+		}
+	}
+	return running
+}
+
+// Pending returns the ops the next pass would apply now, changing nothing
+// (for `director plan`).
+func (r *Reconciler) Pending(ctx context.Context) ([]Op, error) {
+	actual, err := r.kernel.Dump(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.compute(actual).ops, nil
+}
+
+// Sync runs one pass: dump, plan, apply. Every op is tried; the failures
+// are returned together and retried by the next pass.
+func (r *Reconciler) Sync(ctx context.Context) error {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+
+	actual, err := r.kernel.Dump(ctx)
+	if err != nil {
+		return fmt.Errorf("dump: %w", err)
+	}
+	c := r.compute(actual)
+
+	// Remember what we are about to own before creating it, so a crash
+	// mid-pass cannot leave an unowned service of ours behind.
+	owned := maps.Clone(c.owned)
+	maps.Copy(owned, c.wanted)
+	var errs *multierror.Error
+	if err := r.setOwned(owned); err != nil {
+		errs = multierror.Append(errs, err)
+	}
+
+	r.logDrains(c)
+	names := serviceNames(c.topo)
+	failedDeletes := map[ipvs.ServiceKey]bool{}
+	for _, op := range c.ops {
+		log := r.log.With("service", names[op.Service.ServiceKey])
+		err := op.Apply(ctx, r.kernel)
+		if err != nil && op.Kind == DeleteService && errors.Is(err, unix.ESRCH) {
+			err = nil // already gone: the goal is met
+		}
+		if err != nil {
+			if op.Kind == DeleteService {
+				failedDeletes[op.Service.ServiceKey] = true
+			}
+			log.Warn("ipvs change failed", "op", op.String(), "err", err)
+			errs = multierror.Append(errs, fmt.Errorf("%s: %w", op, err))
+			continue
+		}
+		log.Info("ipvs change", "op", op.String())
+	}
+	if len(c.ops) == 0 {
+		r.log.Debug("ipvs in sync", "services", len(c.desired))
+	}
+
+	// Forget services that are gone; keep those whose delete failed so
+	// the next pass tries again even after a restart.
+	owned = maps.Clone(c.wanted)
+	for k := range c.owned {
+		if failedDeletes[k] {
+			owned[k] = true
+		}
+	}
+	if err := r.setOwned(owned); err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	return errs.ErrorOrNil()
+}
+
+// logDrains records the drains of this pass and logs starts and ends.
+func (r *Reconciler) logDrains(c computed) {
+	r.mu.Lock()
+	prev := r.draining
+	r.draining = c.draining
+	r.mu.Unlock()
+	for k, start := range c.draining {
+		if _, ok := prev[k]; !ok {
+			r.log.Info("draining backend", "service", k.Service.String(), "backend", k.Dest, "since", start)
+		}
+	}
+	for k := range prev {
+		if _, ok := c.draining[k]; !ok {
+			r.log.Info("drain over", "service", k.Service.String(), "backend", k.Dest)
+		}
+	}
+}
+
+func serviceNames(topo *config.Topology) map[ipvs.ServiceKey]string {
+	names := map[ipvs.ServiceKey]string{}
+	if topo == nil {
+		return names
+	}
+	for i := range topo.Services {
+		names[Key(&topo.Services[i])] = topo.Services[i].Name
+	}
+	return names
+}
+
+// Cleanup deletes every service this director owns (for
+// --cleanup-on-exit) and forgets them. Foreign services stay.
+func (r *Reconciler) Cleanup(ctx context.Context) error {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+	actual, err := r.kernel.Dump(ctx)
+	if err != nil {
+		return fmt.Errorf("dump: %w", err)
+	}
+	c := r.compute(actual)
+	var errs *multierror.Error
+	left := map[ipvs.ServiceKey]bool{}
+	for _, e := range actual {
+		k := e.Service.ServiceKey
+		if !c.wanted[k] && !c.owned[k] {
+			continue
+		}
+		err := r.kernel.DeleteService(ctx, k)
+		if err != nil && !errors.Is(err, unix.ESRCH) {
+			left[k] = true
+			errs = multierror.Append(errs, err)
+			continue
+		}
+		r.log.Info("ipvs change", "op", Op{Kind: DeleteService, Service: e.Service}.String())
+	}
+	if err := r.setOwned(left); err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	return errs.ErrorOrNil()
+}
+
+// findBackend checks that service and backend are in the topology.
+func (r *Reconciler) findBackendLocked(service string, backend netip.AddrPort) error {
+	if r.topo == nil {
+		return fmt.Errorf("service %q: %w", service, ErrUnknownService)
+	}
+	for i := range r.topo.Services {
+		s := &r.topo.Services[i]
+		if s.Name != service {
+			continue
+		}
+		for _, b := range s.Backends {
+			if b.AddrPort() == backend {
+				return nil
+			}
+		}
+		return fmt.Errorf("service %q: backend %s: %w", service, backend, ErrUnknownBackend)
+	}
+	return fmt.Errorf("service %q: %w", service, ErrUnknownService)
+}
+
+// Drain is an operator drain: the backend gets weight 0 and keeps its
+// connections until Undrain. It survives restarts (state file).
+func (r *Reconciler) Drain(service string, backend netip.AddrPort) error {
+	return r.setDrain(service, backend, true)
+}
+
+// Undrain ends an operator drain.
+func (r *Reconciler) Undrain(service string, backend netip.AddrPort) error {
+	return r.setDrain(service, backend, false)
+}
+
+func (r *Reconciler) setDrain(service string, backend netip.AddrPort, on bool) error {
+	r.mu.Lock()
+	r.loadStateLocked()
+	k := drainKey{service, backend}
+	if on {
+		if err := r.findBackendLocked(service, backend); err != nil {
+			r.mu.Unlock()
+			return err
+		}
+		r.opDrains[k] = true
+	} else {
+		if !r.opDrains[k] {
+			err := r.findBackendLocked(service, backend)
+			r.mu.Unlock()
+			return err // not drained: nothing to do, unless unknown
+		}
+		delete(r.opDrains, k)
+	}
+	err := r.saveStateLocked()
+	r.mu.Unlock()
+	r.log.Info("operator drain", "service", service, "backend", backend, "drain", on)
+	r.Kick()
+	return err
+}

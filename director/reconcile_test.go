@@ -1,0 +1,462 @@
+package director
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/golvs/golvs/config"
+	"github.com/golvs/golvs/director/ipvs"
+	"github.com/golvs/golvs/director/ipvs/ipvsfake"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"golang.org/x/sys/unix"
+)
+
+var (
+	api    = ipvs.ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP, Address: vip, Port: 8080}
+	apiSvc = ipvs.Service{ServiceKey: api, Scheduler: "rr", Netmask: 0xffffffff}
+
+	foreign      = ipvs.ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_UDP, Address: vip, Port: 9999}
+	foreignEntry = ipvs.Entry{
+		Service:      ipvs.Service{ServiceKey: foreign, Scheduler: "lc", Netmask: 0xffffffff},
+		Destinations: []ipvs.Destination{{Address: be3, Port: 9999, Weight: 7, Forwarding: ipvs.Masq}},
+	}
+)
+
+func apiService(backends ...config.Backend) config.Service {
+	s := webService(backends...)
+	s.Name, s.Port, s.Scheduler = "api", 8080, "rr"
+	for i := range s.Backends {
+		s.Backends[i].Port = 8080
+	}
+	return s
+}
+
+func apiDst(a netip.Addr, w int) ipvs.Destination {
+	return ipvs.Destination{Address: a, Port: 8080, Weight: w, Forwarding: ipvs.Route}
+}
+
+// clock is an injected time source.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+type fixture struct {
+	t     *testing.T
+	fake  *ipvsfake.Fake
+	clock *clock
+	state string
+}
+
+func newFixture(t *testing.T) *fixture {
+	return &fixture{
+		t:     t,
+		fake:  ipvsfake.New(),
+		clock: &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+		state: filepath.Join(t.TempDir(), "run", "golvs", "director.state"),
+	}
+}
+
+// reconciler builds a fresh Reconciler, as a (re)started director would.
+func (f *fixture) reconciler(tp *config.Topology, health HealthView) *Reconciler {
+	return NewReconciler(Options{Kernel: f.fake, Health: health, Now: f.clock.now, StateFile: f.state}, tp)
+}
+
+func (f *fixture) sync(r *Reconciler) {
+	f.t.Helper()
+	if err := r.Sync(context.Background()); err != nil {
+		f.t.Fatalf("Sync: %v", err)
+	}
+}
+
+// expect compares the fake kernel with want (connection counters ignored).
+func (f *fixture) expect(step string, want ...ipvs.Entry) {
+	f.t.Helper()
+	got, err := f.fake.Dump(context.Background())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ipvs.SortEntries(want)
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty(),
+		cmpopts.IgnoreFields(ipvs.Destination{}, "ActiveConns", "InactiveConns")); diff != "" {
+		f.t.Errorf("%s: kernel (-want +got):\n%s", step, diff)
+	}
+}
+
+// writes returns the number of write ops since the last call.
+func (f *fixture) writes() (map[string]int, int) {
+	m, n := f.fake.Writes()
+	f.fake.ResetWrites()
+	return m, n
+}
+
+func (f *fixture) addForeign() {
+	f.t.Helper()
+	ctx := context.Background()
+	if err := f.fake.AddService(ctx, foreignEntry.Service); err != nil {
+		f.t.Fatal(err)
+	}
+	for _, d := range foreignEntry.Destinations {
+		if err := f.fake.AddDestination(ctx, foreign, d); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	f.fake.ResetWrites()
+}
+
+func TestReconcileStates(t *testing.T) {
+	f := newFixture(t)
+	f.addForeign()
+
+	r := f.reconciler(topo(webService(backend(be1, 1), backend(be2, 1))), nil)
+	f.sync(r)
+	f.expect("from empty", foreignEntry, ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 1)}})
+	if _, n := f.writes(); n != 3 {
+		t.Errorf("from empty: %d writes, want 3", n)
+	}
+
+	// A restarted director finds its table in place: not one write.
+	r = f.reconciler(topo(webService(backend(be1, 1), backend(be2, 1))), nil)
+	f.sync(r)
+	f.sync(r)
+	if m, n := f.writes(); n != 0 {
+		t.Errorf("restart: %d writes (%v), want none", n, m)
+	}
+
+	r.SetConfig(topo(webService(backend(be1, 1), backend(be2, 5))))
+	f.sync(r)
+	f.expect("weight change", foreignEntry, ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 5)}})
+	if m, n := f.writes(); n != 1 || m[ipvsfake.OpUpdateDestination] != 1 {
+		t.Errorf("weight change: writes %v, want exactly one destination update", m)
+	}
+
+	// Health: down with weight0 -> weight 0, kept.
+	r = f.reconciler(topo(webService(backend(be1, 1), backend(be2, 5))), mapView{ap(be1): {Up: false, WeightPercent: WeightNotReported}})
+	f.sync(r)
+	f.expect("be1 down", foreignEntry, ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 0), dst(be2, 5)}})
+
+	// Empty config: our service goes, the foreign one stays.
+	r.SetConfig(topo())
+	f.sync(r)
+	f.expect("all removed", foreignEntry)
+}
+
+func TestDrainRemovedBackend(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		finish func(f *fixture)
+	}{
+		{"connections end", func(f *fixture) {
+			if err := f.fake.SetConns(web, ap(be2), 0, 0); err != nil {
+				f.t.Fatal(err)
+			}
+		}},
+		{"timeout passes", func(f *fixture) { f.clock.advance(21 * time.Second) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.addForeign()
+			r := f.reconciler(topo(webService(backend(be1, 1), backend(be2, 1))), nil)
+			f.sync(r)
+			if err := f.fake.SetConns(web, ap(be2), 3, 4); err != nil {
+				t.Fatal(err)
+			}
+
+			r.SetConfig(topo(webService(backend(be1, 1))))
+			f.sync(r)
+			draining := ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 0)}}
+			f.expect("drain starts", foreignEntry, draining)
+			st, err := r.Status(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b := st.Services[0].Backends; len(b) != 2 || !b[1].Draining || b[1].Configured {
+				t.Errorf("status while draining: %+v", b)
+			}
+
+			f.clock.advance(10 * time.Second)
+			f.sync(r)
+			f.expect("still draining at 10s", foreignEntry, draining)
+			f.clock.advance(9 * time.Second)
+			f.sync(r)
+			f.expect("still draining at 19s", foreignEntry, draining)
+
+			tc.finish(f)
+			f.sync(r)
+			f.expect("drained", foreignEntry, ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1)}})
+		})
+	}
+}
+
+func TestDrainOnFailureRemove(t *testing.T) {
+	f := newFixture(t)
+	svc := webService(backend(be1, 1), backend(be2, 1))
+	svc.OnFailure = config.Remove
+	health := mapView{}
+	r := f.reconciler(topo(svc), health)
+	f.sync(r)
+	if err := f.fake.SetConns(web, ap(be1), 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	health[ap(be1)] = BackendState{Up: false, WeightPercent: WeightNotReported}
+	f.sync(r)
+	f.expect("down: draining", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 0), dst(be2, 1)}})
+	f.clock.advance(31 * time.Second)
+	f.sync(r)
+	f.expect("down: removed", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be2, 1)}})
+	delete(health, ap(be1))
+	f.sync(r)
+	f.expect("up again", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 1)}})
+}
+
+func TestFailedOpRepairedNextPass(t *testing.T) {
+	f := newFixture(t)
+	injected := errors.New("injected")
+	f.fake.Fail = func(op string, key ipvs.ServiceKey, d *ipvs.Destination) error {
+		if op == ipvsfake.OpAddDestination && d != nil && d.Address == be1 {
+			return injected
+		}
+		return nil
+	}
+	r := f.reconciler(topo(webService(backend(be1, 1), backend(be2, 1))), nil)
+	err := r.Sync(context.Background())
+	if !errors.Is(err, injected) {
+		t.Fatalf("Sync error = %v, want the injected one", err)
+	}
+	// The failure did not stop the pass: be2 is in.
+	f.expect("partial", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be2, 1)}})
+
+	f.fake.Fail = nil
+	f.sync(r)
+	f.expect("repaired", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 1)}})
+}
+
+func TestDriftRestored(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	tp := topo(webService(backend(be1, 1), backend(be2, 1)), apiService(backend(be1, 1)))
+	r := f.reconciler(tp, nil)
+	f.sync(r)
+	want := []ipvs.Entry{
+		{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 1)}},
+		{Service: apiSvc, Destinations: []ipvs.Destination{apiDst(be1, 1)}},
+	}
+	f.expect("start", want...)
+
+	// Someone deletes a destination, a whole service and bumps a weight.
+	if err := f.fake.DeleteDestination(ctx, web, dst(be2, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.fake.DeleteService(ctx, api); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.fake.UpdateDestination(ctx, web, dst(be1, 9)); err != nil {
+		t.Fatal(err)
+	}
+	f.sync(r)
+	f.expect("restored", want...)
+}
+
+func TestServiceRemovedWhileDown(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		keepState bool
+		want      []ipvs.Entry
+	}{
+		{"state file remembers", true, []ipvs.Entry{foreignEntry, {Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1)}}}},
+		// Without the state file api cannot be told from a foreign service.
+		{"state file lost", false, []ipvs.Entry{foreignEntry,
+			{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1)}},
+			{Service: apiSvc, Destinations: []ipvs.Destination{apiDst(be1, 1)}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.addForeign()
+			f.sync(f.reconciler(topo(webService(backend(be1, 1)), apiService(backend(be1, 1))), nil))
+			if !tc.keepState {
+				if err := os.Remove(f.state); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The director restarts with api removed from the file.
+			r := f.reconciler(topo(webService(backend(be1, 1))), nil)
+			f.sync(r)
+			f.expect("after restart", tc.want...)
+
+			st, err := readState(f.state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]ipvs.ServiceKey{web}, st.Services, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
+				t.Errorf("owned services in state (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestStateFileModes(t *testing.T) {
+	f := newFixture(t)
+	f.sync(f.reconciler(topo(webService(backend(be1, 1))), nil))
+	fi, err := os.Stat(f.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fi.Mode().Perm(); m != 0o600 {
+		t.Errorf("state file mode %v, want 0600", m)
+	}
+	di, err := os.Stat(filepath.Dir(f.state))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := di.Mode().Perm(); m != 0o700 {
+		t.Errorf("state dir mode %v, want 0700", m)
+	}
+	b, err := os.ReadFile(f.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"10.0.0.10"`) {
+		t.Errorf("state file does not name the VIP:\n%s", b)
+	}
+}
+
+func TestOperatorDrain(t *testing.T) {
+	f := newFixture(t)
+	tp := topo(webService(backend(be1, 1), backend(be2, 1)))
+	r := f.reconciler(tp, nil)
+	f.sync(r)
+	if err := r.Drain("web", ap(be2)); err != nil {
+		t.Fatal(err)
+	}
+	f.sync(r)
+	drained := ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 0)}}
+	f.expect("drained", drained)
+
+	// It survives a restart.
+	r = f.reconciler(tp, nil)
+	f.sync(r)
+	f.expect("drained after restart", drained)
+	st, err := r.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := st.Services[0].Backends[1]; !b.OperatorDrain || b.KernelWeight != 0 || b.ConfiguredWeight != 1 || !b.InKernel {
+		t.Errorf("status of drained backend: %+v", b)
+	}
+
+	if err := r.Undrain("web", ap(be2)); err != nil {
+		t.Fatal(err)
+	}
+	f.sync(r)
+	f.expect("undrained", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 1)}})
+
+	if err := r.Drain("nope", ap(be2)); !errors.Is(err, ErrUnknownService) {
+		t.Errorf("Drain(unknown service) = %v", err)
+	}
+	if err := r.Drain("web", ap(be3)); !errors.Is(err, ErrUnknownBackend) {
+		t.Errorf("Drain(unknown backend) = %v", err)
+	}
+}
+
+func TestPendingChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	r := f.reconciler(topo(webService(backend(be1, 1))), nil)
+	ops, err := r.Pending(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 2 {
+		t.Errorf("Pending = %v, want add service + add destination", ops)
+	}
+	if _, n := f.writes(); n != 0 {
+		t.Errorf("Pending wrote %d ops", n)
+	}
+	f.sync(r)
+	if ops, _ := r.Pending(context.Background()); len(ops) != 0 {
+		t.Errorf("Pending after sync = %v, want none", ops)
+	}
+}
+
+func TestCleanup(t *testing.T) {
+	f := newFixture(t)
+	f.addForeign()
+	r := f.reconciler(topo(webService(backend(be1, 1))), nil)
+	f.sync(r)
+	if err := r.Cleanup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.expect("cleaned", foreignEntry)
+}
+
+// TestRunResyncAndKick runs the loop in a synctest bubble: the first pass
+// at start, a kick from SetConfig, and the periodic resync repairing drift.
+func TestRunResyncAndKick(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t)
+		tp := topo(webService(backend(be1, 1)))
+		r := f.reconciler(tp, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		synctest.Wait()
+		f.expect("first pass", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1)}})
+
+		r.SetConfig(topo(webService(backend(be1, 1), backend(be2, 2))))
+		synctest.Wait()
+		want := ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 2)}}
+		f.expect("after kick", want)
+
+		if err := f.fake.DeleteService(context.Background(), web); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute) // the bubble's clock: one resync interval
+		synctest.Wait()
+		f.expect("after resync", want)
+
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v, want nil on cancel", err)
+		}
+	})
+}
+
+func webEntry(ds ...ipvs.Destination) ipvs.Entry {
+	return ipvs.Entry{Service: webSvc, Destinations: ds}
+}
+
+// A restarted director whose checks have not run yet keeps the kernel's
+// weights (no blip) and adds a new, unchecked backend with weight 0.
+func TestRestartWithUncheckedBackends(t *testing.T) {
+	f := newFixture(t)
+	svc := webService(backend(be1, 1), backend(be2, 5))
+	svc.OnFailure = config.Remove
+	f.sync(f.reconciler(topo(svc), nil))
+	f.writes()
+
+	unknown := BackendState{Unknown: true, WeightPercent: WeightNotReported}
+	view := mapView{ap(be1): unknown, ap(be2): unknown, ap(be3): unknown}
+	r := f.reconciler(topo(svc), view)
+	f.sync(r)
+	if m, n := f.writes(); n != 0 {
+		t.Errorf("restart with unchecked backends: writes %v, want none", m)
+	}
+
+	svc.Backends = append(svc.Backends, backend(be3, 2))
+	svc.OnFailure = config.Weight0
+	r.SetConfig(topo(svc))
+	f.sync(r)
+	f.expect("new unchecked backend", webEntry(dst(be1, 1), dst(be2, 5), dst(be3, 0)))
+
+	delete(view, ap(be3))
+	f.sync(r)
+	f.expect("checked up", webEntry(dst(be1, 1), dst(be2, 5), dst(be3, 2)))
+}
