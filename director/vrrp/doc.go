@@ -1,0 +1,27 @@
+// Package vrrp implements VRRPv3 (RFC 9568) for director failover.
+//
+// Three layers, each usable alone:
+//
+//   - advert.go, auth.go: the advertisement codec (checksum over the IPv4 or
+//     IPv6 pseudo-header) and the golvs-only HMAC-SHA256 trailer with a
+//     replay counter, keyed from a 0600 file.
+//   - machine.go: the pure state machine. Machine.Step(event, now) returns
+//     actions; it owns no clock, socket or goroutine.
+//   - runner.go: Runner.Run(ctx) opens a raw IP socket (protocol 112) on one
+//     interface, drives the machine with real timers and calls the
+//     director's Hooks; it sends gratuitous ARP / unsolicited NA itself
+//     after OnMaster and runs the notify program.
+//
+// The director uses it like this:
+//
+//	r, err := vrrp.NewRunner(vrrp.Config{
+//		Interface: cfg.Director.Interface,
+//		Failover:  *cfg.Failover,
+//		VIPs:      vips,
+//		Logger:    log,
+//	}, vrrp.Hooks{OnMaster: addVIPs, OnBackup: removeVIPs})
+//	...
+//	go r.Run(ctx)                        // returns after a priority-0 advert and OnBackup
+//	r.SetFault(ctx, true, "quorum lost") // tracking
+//	st := r.Status()                     // for `director status`
+package vrrp

@@ -1,0 +1,313 @@
+package vrrp
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// State is a VRRP router state. Fault is a golvs addition: the director is
+// unfit to serve (tracking said so) and neither holds VIPs nor competes.
+type State int
+
+const (
+	Init State = iota
+	Backup
+	Master
+	Fault
+)
+
+func (s State) String() string {
+	switch s {
+	case Init:
+		return "init"
+	case Backup:
+		return "backup"
+	case Master:
+		return "master"
+	case Fault:
+		return "fault"
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// Event is an input to Machine.Step.
+type Event interface{ isEvent() }
+
+// Startup starts the router (RFC 9568 6.4.1).
+type Startup struct{}
+
+// AdvertReceived is a valid advert for our VRID from another router.
+type AdvertReceived struct {
+	From              netip.Addr
+	Priority          uint8
+	MaxAdvertInterval uint16 // centiseconds
+}
+
+// MasterDownTimerFired and AdvertTimerFired are the two RFC timers expiring.
+type (
+	MasterDownTimerFired struct{}
+	AdvertTimerFired     struct{}
+)
+
+// Shutdown stops the router (RFC 9568 6.4.2/6.4.3 Shutdown event).
+type Shutdown struct{}
+
+// FaultChanged reports the tracked condition (for the director: whether any
+// service is able to serve). Bad = true means unfit.
+type FaultChanged struct {
+	Bad    bool
+	Reason string
+}
+
+// PriorityChanged sets the configured priority (1..254).
+type PriorityChanged struct{ Priority uint8 }
+
+func (Startup) isEvent()              {}
+func (AdvertReceived) isEvent()       {}
+func (MasterDownTimerFired) isEvent() {}
+func (AdvertTimerFired) isEvent()     {}
+func (Shutdown) isEvent()             {}
+func (FaultChanged) isEvent()         {}
+func (PriorityChanged) isEvent()      {}
+
+// Action is an output of Machine.Step, carried out by the caller in order.
+type Action interface{ isAction() }
+
+// SendAdvert sends one advert with this priority.
+type SendAdvert struct{ Priority uint8 }
+
+// StartAdvertTimer and StartMasterDownTimer (re)arm the one running timer,
+// replacing whichever was armed: a router runs at most one of the two.
+type (
+	StartAdvertTimer     struct{ D time.Duration }
+	StartMasterDownTimer struct{ D time.Duration }
+)
+
+// StopTimers disarms the timer.
+type StopTimers struct{}
+
+// BecomeMaster: the caller adds the VIPs and announces them (gratuitous ARP,
+// unsolicited NA).
+type BecomeMaster struct{}
+
+// BecomeBackup: the caller removes the VIPs. Also emitted at startup so a
+// restarted director does not keep VIPs it may no longer own.
+type BecomeBackup struct{}
+
+// SendGratuitous re-announces the VIPs without other changes: a master that
+// hears a lower-priority master re-asserts itself on the segment.
+type SendGratuitous struct{}
+
+// NotifyState reports a state transition.
+type NotifyState struct {
+	State  State
+	Reason string
+}
+
+func (SendAdvert) isAction()           {}
+func (StartAdvertTimer) isAction()     {}
+func (StartMasterDownTimer) isAction() {}
+func (StopTimers) isAction()           {}
+func (BecomeMaster) isAction()         {}
+func (BecomeBackup) isAction()         {}
+func (SendGratuitous) isAction()       {}
+func (NotifyState) isAction()          {}
+
+// MachineConfig configures a Machine.
+type MachineConfig struct {
+	Priority       uint8         // 1..254
+	AdvertInterval time.Duration // our own advert interval
+	Preempt        bool
+	// Local is our primary address of the advert family; it breaks ties
+	// between equal priorities.
+	Local netip.Addr
+	// FaultDecrement chooses what a bad FaultChanged does: 0 enters the
+	// Fault state; otherwise the priority drops by this much (floor 1) and
+	// the router keeps competing, like keepalived's weighted tracking.
+	FaultDecrement uint8
+}
+
+// Machine is the RFC 9568 state machine for one virtual router, free of
+// I/O and clocks: Step takes an event and the current time and returns what
+// to do. Not safe for concurrent use.
+type Machine struct {
+	cfg      MachineConfig
+	state    State
+	base     uint8 // configured priority
+	faulty   bool
+	interval time.Duration // Master_Adver_Interval
+	master   netip.Addr    // the current master as far as we know
+	since    time.Time
+}
+
+// NewMachine returns a machine in Init.
+func NewMachine(cfg MachineConfig) *Machine {
+	return &Machine{cfg: cfg, base: cfg.Priority, interval: cfg.AdvertInterval}
+}
+
+// State returns the current state.
+func (m *Machine) State() State { return m.state }
+
+// MasterAddr returns the address of the current master, if known.
+func (m *Machine) MasterAddr() netip.Addr { return m.master }
+
+// Since returns when the current state was entered.
+func (m *Machine) Since() time.Time { return m.since }
+
+// Priority returns the priority this router advertises now.
+func (m *Machine) Priority() uint8 {
+	p := m.base
+	if m.faulty && m.cfg.FaultDecrement > 0 {
+		if p <= m.cfg.FaultDecrement {
+			return 1
+		}
+		p -= m.cfg.FaultDecrement
+	}
+	return p
+}
+
+// MasterAdverInterval is the interval learned from the master (ours until
+// we hear one).
+func (m *Machine) MasterAdverInterval() time.Duration { return m.interval }
+
+// skew is ((256 - Priority) * Master_Adver_Interval) / 256.
+func (m *Machine) skew() time.Duration {
+	return time.Duration(256-int64(m.Priority())) * m.interval / 256
+}
+
+// masterDown is 3 * Master_Adver_Interval + Skew_Time.
+func (m *Machine) masterDown() time.Duration {
+	return 3*m.interval + m.skew()
+}
+
+// Step applies one event.
+func (m *Machine) Step(ev Event, now time.Time) []Action {
+	switch ev := ev.(type) {
+	case Startup:
+		if m.state != Init {
+			return nil
+		}
+		if m.faultState() {
+			return m.enter(Fault, now, "tracking reports a fault at startup", StopTimers{}, BecomeBackup{})
+		}
+		return m.toBackup(now, "startup", m.cfg.AdvertInterval, netip.Addr{})
+	case Shutdown:
+		switch m.state {
+		case Master:
+			return m.enter(Init, now, "shutdown", StopTimers{}, SendAdvert{Priority: 0}, BecomeBackup{})
+		case Backup, Fault:
+			return m.enter(Init, now, "shutdown", StopTimers{})
+		}
+		return nil
+	case MasterDownTimerFired:
+		if m.state != Backup {
+			return nil
+		}
+		return m.toMaster(now, "master down timer expired")
+	case AdvertTimerFired:
+		if m.state != Master {
+			return nil
+		}
+		return []Action{SendAdvert{Priority: m.Priority()}, StartAdvertTimer{D: m.cfg.AdvertInterval}}
+	case AdvertReceived:
+		return m.advert(ev, now)
+	case FaultChanged:
+		return m.fault(ev, now)
+	case PriorityChanged:
+		m.base = ev.Priority
+		return m.reprioritised()
+	}
+	return nil
+}
+
+func (m *Machine) faultState() bool { return m.faulty && m.cfg.FaultDecrement == 0 }
+
+func (m *Machine) advert(ev AdvertReceived, now time.Time) []Action {
+	switch m.state {
+	case Backup:
+		if ev.Priority == 0 {
+			// The master is leaving: take over after Skew_Time only.
+			return []Action{StartMasterDownTimer{D: m.skew()}}
+		}
+		if !m.cfg.Preempt || ev.Priority >= m.Priority() {
+			m.interval = advertInterval(ev.MaxAdvertInterval)
+			m.master = ev.From
+			return []Action{StartMasterDownTimer{D: m.masterDown()}}
+		}
+		// Preempting: ignore the weaker master and let the timer run out.
+		return nil
+	case Master:
+		if ev.Priority == 0 {
+			// Another router is leaving; make sure the backups hear us.
+			return []Action{SendAdvert{Priority: m.Priority()}, StartAdvertTimer{D: m.cfg.AdvertInterval}}
+		}
+		mine := m.Priority()
+		if ev.Priority > mine || ev.Priority == mine && ev.From.Compare(m.cfg.Local) > 0 {
+			reason := fmt.Sprintf("higher priority master %v (%d > %d)", ev.From, ev.Priority, mine)
+			if ev.Priority == mine {
+				reason = fmt.Sprintf("master %v with equal priority %d and higher address", ev.From, mine)
+			}
+			return m.toBackup(now, reason, advertInterval(ev.MaxAdvertInterval), ev.From)
+		}
+		// Split brain: a weaker router thinks it is master. Answer at once
+		// so it steps down, and re-announce the VIPs it may have stolen.
+		return []Action{SendAdvert{Priority: mine}, StartAdvertTimer{D: m.cfg.AdvertInterval}, SendGratuitous{}}
+	}
+	return nil
+}
+
+func (m *Machine) fault(ev FaultChanged, now time.Time) []Action {
+	if m.faulty == ev.Bad {
+		return nil
+	}
+	m.faulty = ev.Bad
+	if m.cfg.FaultDecrement > 0 {
+		return m.reprioritised()
+	}
+	switch {
+	case ev.Bad && m.state == Master:
+		return m.enter(Fault, now, ev.Reason, StopTimers{}, SendAdvert{Priority: 0}, BecomeBackup{})
+	case ev.Bad && m.state == Backup:
+		return m.enter(Fault, now, ev.Reason, StopTimers{})
+	case !ev.Bad && m.state == Fault:
+		return m.toBackup(now, "fault cleared", m.cfg.AdvertInterval, netip.Addr{})
+	}
+	return nil
+}
+
+func (m *Machine) reprioritised() []Action {
+	if m.state == Master {
+		// Tell the backups now so a stronger one can preempt without waiting.
+		return []Action{SendAdvert{Priority: m.Priority()}, StartAdvertTimer{D: m.cfg.AdvertInterval}}
+	}
+	return nil
+}
+
+func (m *Machine) toBackup(now time.Time, reason string, interval time.Duration, master netip.Addr) []Action {
+	m.interval = interval
+	m.master = master
+	return m.enter(Backup, now, reason, StartMasterDownTimer{D: m.masterDown()}, BecomeBackup{})
+}
+
+func (m *Machine) toMaster(now time.Time, reason string) []Action {
+	m.master = m.cfg.Local
+	return m.enter(Master, now, reason,
+		SendAdvert{Priority: m.Priority()}, BecomeMaster{}, StartAdvertTimer{D: m.cfg.AdvertInterval})
+}
+
+func (m *Machine) enter(s State, now time.Time, reason string, acts ...Action) []Action {
+	m.state = s
+	m.since = now
+	if s != Master && s != Backup {
+		m.master = netip.Addr{}
+	}
+	return append(acts, NotifyState{State: s, Reason: reason})
+}
+
+func advertInterval(cs uint16) time.Duration {
+	if cs == 0 {
+		cs = 1 // a zero interval would make the timers spin
+	}
+	return time.Duration(cs) * 10 * time.Millisecond
+}

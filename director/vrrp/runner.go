@@ -1,0 +1,497 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/golvs/golvs/config"
+)
+
+// ErrNoAddress means the interface has no usable source address for adverts.
+var ErrNoAddress = errors.New("vrrp: interface has no usable source address")
+
+// Hooks are the director's side of a transition. Both must be idempotent:
+// OnBackup is also called at startup.
+type Hooks struct {
+	OnMaster func(ctx context.Context) error // add the VIPs
+	OnBackup func(ctx context.Context) error // remove the VIPs
+}
+
+// Config configures a Runner.
+type Config struct {
+	Interface string
+	Failover  config.Failover
+	// VIPs are all the addresses the director holds while master. Adverts
+	// carry those of the advert family: IPv4 when there is any IPv4 VIP,
+	// else IPv6. Gratuitous ARP / NA announce all of them.
+	VIPs []netip.Addr
+	// FaultDecrement: see MachineConfig.
+	FaultDecrement uint8
+	// GratuitousCount rounds are sent on becoming master and again after
+	// GratuitousDelay. Defaults 5 and 2s.
+	GratuitousCount int
+	GratuitousDelay time.Duration
+	NotifyTimeout   time.Duration // default 10s
+	HistoryLen      int           // transitions kept for Status; default 16
+	Logger          *slog.Logger
+}
+
+// Transition is one entry of the state history.
+type Transition struct {
+	Time     time.Time
+	From, To State
+	Reason   string
+}
+
+// Drops counts adverts that were received and discarded, by cause.
+type Drops struct {
+	TTL, Interface, Destination, Malformed, VRID, Unsigned, BadMAC, Replay uint64
+}
+
+// Status is a snapshot of a Runner.
+type Status struct {
+	State       State
+	Master      netip.Addr
+	Priority    uint8
+	Local       netip.Addr
+	Transitions []Transition // oldest first
+	Drops       Drops
+}
+
+// Runner speaks VRRPv3 on one interface and drives Hooks.
+type Runner struct {
+	cfg   Config
+	hooks Hooks
+	log   *slog.Logger
+	ctl   chan Event
+
+	mu     sync.Mutex
+	status Status
+}
+
+// NewRunner validates cfg; it opens nothing.
+func NewRunner(cfg Config, hooks Hooks) (*Runner, error) {
+	f := cfg.Failover
+	if f.Priority < 1 || f.Priority > 254 {
+		return nil, fmt.Errorf("vrrp: priority %d out of range 1..254", f.Priority)
+	}
+	if f.VirtualRouterID == 0 {
+		return nil, errors.New("vrrp: virtual router id 0 is invalid")
+	}
+	if len(cfg.VIPs) == 0 {
+		return nil, ErrNoAddrs
+	}
+	if cfg.Interface == "" {
+		return nil, errors.New("vrrp: no interface")
+	}
+	if f.AdvertInterval == 0 {
+		cfg.Failover.AdvertInterval = time.Second
+	}
+	if f.AdvertInterval > MaxInterval {
+		return nil, fmt.Errorf("%w: %v", ErrInterval, f.AdvertInterval)
+	}
+	if cfg.GratuitousCount == 0 {
+		cfg.GratuitousCount = 5
+	}
+	if cfg.GratuitousDelay == 0 {
+		cfg.GratuitousDelay = 2 * time.Second
+	}
+	if cfg.NotifyTimeout == 0 {
+		cfg.NotifyTimeout = 10 * time.Second
+	}
+	if cfg.HistoryLen == 0 {
+		cfg.HistoryLen = 16
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if hooks.OnMaster == nil || hooks.OnBackup == nil {
+		return nil, errors.New("vrrp: OnMaster and OnBackup hooks are required")
+	}
+	return &Runner{
+		cfg:   cfg,
+		hooks: hooks,
+		log:   cfg.Logger.With("vrid", f.VirtualRouterID, "interface", cfg.Interface),
+		ctl:   make(chan Event, 8),
+	}, nil
+}
+
+// SetFault reports the tracked condition (bad = unfit to be master).
+func (r *Runner) SetFault(ctx context.Context, bad bool, reason string) error {
+	return r.send(ctx, FaultChanged{Bad: bad, Reason: reason})
+}
+
+// SetPriority changes the priority at run time.
+func (r *Runner) SetPriority(ctx context.Context, p uint8) error {
+	if p < 1 || p > 254 {
+		return fmt.Errorf("vrrp: priority %d out of range 1..254", p)
+	}
+	return r.send(ctx, PriorityChanged{Priority: p})
+}
+
+func (r *Runner) send(ctx context.Context, ev Event) error {
+	select {
+	case r.ctl <- ev:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Status returns a snapshot.
+func (r *Runner) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.status
+	s.Transitions = slices.Clone(s.Transitions)
+	return s
+}
+
+// advertFamily picks the VIPs carried in adverts.
+func (r *Runner) advertAddrs() (addrs []netip.Addr, v6 bool) {
+	for _, a := range r.cfg.VIPs {
+		if a.Is4() {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) > 0 {
+		return addrs, false
+	}
+	return r.cfg.VIPs, true
+}
+
+// sourceAddrs returns the interface's primary IPv4 address (the first one
+// that is not a VIP) and its IPv6 link-local address, which RFC 9568
+// requires as the source of IPv6 adverts.
+func sourceAddrs(ifi *net.Interface, vips []netip.Addr) (v4, ll netip.Addr, err error) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return v4, ll, fmt.Errorf("vrrp: addresses of %s: %w", ifi.Name, err)
+	}
+	for _, a := range addrs {
+		pn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, _ := netip.AddrFromSlice(pn.IP)
+		ip = ip.Unmap()
+		switch {
+		case slices.Contains(vips, ip):
+		case ip.Is4() && !v4.IsValid():
+			v4 = ip
+		case ip.Is6() && ip.IsLinkLocalUnicast() && !ll.IsValid():
+			ll = ip
+		}
+	}
+	return v4, ll, nil
+}
+
+type received struct {
+	adv  Advert
+	from netip.Addr
+}
+
+// Run speaks VRRP until ctx ends, then sends a priority-0 advert if master,
+// calls OnBackup and returns.
+func (r *Runner) Run(ctx context.Context) error {
+	f := r.cfg.Failover
+	ifi, err := net.InterfaceByName(r.cfg.Interface)
+	if err != nil {
+		return fmt.Errorf("vrrp: %w", err)
+	}
+	addrs, v6 := r.advertAddrs()
+	v4src, ll, err := sourceAddrs(ifi, r.cfg.VIPs)
+	if err != nil {
+		return err
+	}
+	local := v4src
+	if v6 {
+		local = ll
+	}
+	if !local.IsValid() {
+		return fmt.Errorf("%w: %s (IPv6=%v)", ErrNoAddress, ifi.Name, v6)
+	}
+	var dsts []netip.Addr
+	for _, p := range f.Peers {
+		if p.Is6() == v6 {
+			dsts = append(dsts, p)
+		}
+	}
+	multicast := len(dsts) == 0
+	if multicast {
+		dsts = []netip.Addr{GroupV4}
+		if v6 {
+			dsts = []netip.Addr{GroupV6}
+		}
+	}
+	var txAuth, rxAuth *Auth
+	if f.AuthKeyFile != "" {
+		key, err := LoadKey(f.AuthKeyFile)
+		if err != nil {
+			return err
+		}
+		txAuth, rxAuth = NewAuth(key), NewAuth(key)
+	}
+	conn, err := openAdvertConn(ifi, v6, multicast)
+	if err != nil {
+		return err
+	}
+	return r.serve(ctx, env{
+		conn: conn, ann: announcer{ifi: ifi, ll: ll}, ifIndex: ifi.Index,
+		local: local, dsts: dsts, multicast: multicast, addrs: addrs, txAuth: txAuth, rxAuth: rxAuth,
+	})
+}
+
+// env is everything serve needs from the host; tests pass fakes.
+type env struct {
+	conn           advertConn
+	ann            gratuitous
+	ifIndex        int
+	local          netip.Addr
+	dsts           []netip.Addr // multicast group, or the unicast peers
+	multicast      bool
+	addrs          []netip.Addr // carried in adverts
+	txAuth, rxAuth *Auth
+}
+
+// gratuitous announces VIPs on the link.
+type gratuitous interface {
+	announce(vips []netip.Addr) error
+}
+
+// serve runs the protocol on an open socket and closes it on return.
+func (r *Runner) serve(ctx context.Context, e env) error {
+	f := r.cfg.Failover
+	log := r.log.With("local", e.local)
+	r.mu.Lock()
+	r.status.Local = e.local
+	r.status.Priority = f.Priority
+	r.mu.Unlock()
+
+	// The reader filters and parses; only valid adverts for our VRID reach
+	// the protocol loop. It ends when the socket is closed.
+	rx := make(chan received, 16)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { r.readLoop(e, rx, done) })
+	nctx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
+	n := newNotifier(f.Notify, r.cfg.NotifyTimeout, log)
+	wg.Go(func() { n.run(nctx) })
+	defer func() {
+		close(done)
+		e.conn.close()
+		stopNotify()
+		wg.Wait()
+	}()
+
+	l := &loop{
+		r: r, log: log, e: e, notify: n,
+		m: NewMachine(MachineConfig{
+			Priority: f.Priority, AdvertInterval: f.AdvertInterval, Preempt: f.Preempt,
+			Local: e.local, FaultDecrement: r.cfg.FaultDecrement,
+		}),
+		timer: time.NewTimer(time.Hour),
+		garp:  time.NewTimer(time.Hour),
+	}
+	l.timer.Stop()
+	l.garp.Stop()
+	log.Info("vrrp starting", "priority", f.Priority, "advert_interval", f.AdvertInterval, "multicast", e.multicast, "auth", e.txAuth != nil)
+	l.step(ctx, Startup{})
+	for {
+		select {
+		case <-ctx.Done():
+			// Give the shutdown advert and OnBackup a moment of their own.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			l.step(sctx, Shutdown{})
+			cancel()
+			return nil
+		case p := <-rx:
+			l.step(ctx, AdvertReceived{From: p.from, Priority: p.adv.Priority, MaxAdvertInterval: p.adv.MaxAdvertInterval})
+		case <-l.timer.C:
+			if l.timerIsAdvert {
+				l.step(ctx, AdvertTimerFired{})
+			} else {
+				l.step(ctx, MasterDownTimerFired{})
+			}
+		case <-l.garp.C:
+			if l.m.State() == Master {
+				l.announce()
+			}
+		case ev := <-r.ctl:
+			l.step(ctx, ev)
+		}
+	}
+}
+
+func (r *Runner) readLoop(e env, out chan<- received, done <-chan struct{}) {
+	vrid := r.cfg.Failover.VirtualRouterID
+	buf := make([]byte, 1500)
+	drop := func(c *uint64) {
+		r.mu.Lock()
+		*c++
+		r.mu.Unlock()
+	}
+	for {
+		n, info, err := e.conn.read(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			r.log.Warn("vrrp read", "err", err)
+			// Do not spin on an error that persists.
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-done:
+				return
+			}
+			continue
+		}
+		b := buf[:n]
+		switch {
+		case info.src == e.local:
+			continue // our own advert looped back
+		case info.ifIndex != e.ifIndex:
+			drop(&r.status.Drops.Interface)
+			continue
+		case info.ttl != TTL:
+			// RFC 9568 5.1.1.3: a router off-link may have forwarded it.
+			drop(&r.status.Drops.TTL)
+			continue
+		case e.multicast && info.dst != e.dsts[0], !e.multicast && info.dst != e.local:
+			drop(&r.status.Drops.Destination)
+			continue
+		case !e.multicast && !slices.Contains(e.dsts, info.src):
+			drop(&r.status.Drops.Destination)
+			continue
+		}
+		var adv Advert
+		if e.rxAuth != nil {
+			adv, err = e.rxAuth.Open(b, info.src, info.dst)
+		} else {
+			adv, err = Parse(b, info.src, info.dst)
+		}
+		switch {
+		case errors.Is(err, ErrUnsigned):
+			drop(&r.status.Drops.Unsigned)
+		case errors.Is(err, ErrBadMAC):
+			drop(&r.status.Drops.BadMAC)
+		case errors.Is(err, ErrReplay):
+			drop(&r.status.Drops.Replay)
+		case err != nil:
+			drop(&r.status.Drops.Malformed)
+			r.log.Debug("vrrp: dropped advert", "from", info.src, "err", err)
+		case adv.VRID != vrid:
+			drop(&r.status.Drops.VRID)
+		default:
+			select {
+			case out <- received{adv: adv, from: info.src}:
+			case <-done:
+				return
+			}
+		}
+	}
+}
+
+// loop is the state of the protocol goroutine.
+type loop struct {
+	r      *Runner
+	log    *slog.Logger
+	e      env
+	notify *notifier
+	m      *Machine
+
+	timer         *time.Timer
+	timerIsAdvert bool
+	garp          *time.Timer
+}
+
+func (l *loop) step(ctx context.Context, ev Event) {
+	from := l.m.State()
+	for _, a := range l.m.Step(ev, time.Now()) {
+		l.do(ctx, from, a)
+	}
+	l.r.mu.Lock()
+	l.r.status.State = l.m.State()
+	l.r.status.Master = l.m.MasterAddr()
+	l.r.status.Priority = l.m.Priority()
+	l.r.mu.Unlock()
+}
+
+func (l *loop) do(ctx context.Context, from State, a Action) {
+	switch a := a.(type) {
+	case SendAdvert:
+		l.sendAdvert(a.Priority)
+	case StartAdvertTimer:
+		l.timer.Reset(a.D)
+		l.timerIsAdvert = true
+	case StartMasterDownTimer:
+		l.timer.Reset(a.D)
+		l.timerIsAdvert = false
+	case StopTimers:
+		l.timer.Stop()
+		l.garp.Stop()
+	case BecomeMaster:
+		if err := l.r.hooks.OnMaster(ctx); err != nil {
+			l.log.Error("vrrp: OnMaster hook failed", "err", err)
+		}
+		l.announce()
+		l.garp.Reset(l.r.cfg.GratuitousDelay)
+	case BecomeBackup:
+		l.garp.Stop()
+		if err := l.r.hooks.OnBackup(ctx); err != nil {
+			l.log.Error("vrrp: OnBackup hook failed", "err", err)
+		}
+	case SendGratuitous:
+		l.announce()
+	case NotifyState:
+		l.log.Info("vrrp state change", "from", from, "to", a.State, "reason", a.Reason)
+		l.r.mu.Lock()
+		h := append(l.r.status.Transitions, Transition{Time: time.Now(), From: from, To: a.State, Reason: a.Reason})
+		if over := len(h) - l.r.cfg.HistoryLen; over > 0 {
+			h = slices.Delete(h, 0, over)
+		}
+		l.r.status.Transitions = h
+		l.r.mu.Unlock()
+		if a.State != Init {
+			l.notify.enqueue(a.State)
+		}
+	}
+}
+
+func (l *loop) sendAdvert(prio uint8) {
+	adv := Advert{
+		VRID: l.r.cfg.Failover.VirtualRouterID, Priority: prio,
+		MaxAdvertInterval: Centiseconds(l.r.cfg.Failover.AdvertInterval), Addrs: l.e.addrs,
+	}
+	for _, dst := range l.e.dsts {
+		var b []byte
+		var err error
+		if l.e.txAuth != nil {
+			b, err = l.e.txAuth.Seal(adv, l.e.local, dst, time.Now())
+		} else {
+			b, err = adv.Marshal(l.e.local, dst)
+		}
+		if err == nil {
+			err = l.e.conn.write(b, l.e.local, dst)
+		}
+		if err != nil {
+			l.log.Warn("vrrp: send advert", "dst", dst, "err", err)
+		}
+	}
+}
+
+func (l *loop) announce() {
+	for range l.r.cfg.GratuitousCount {
+		if err := l.e.ann.announce(l.r.cfg.VIPs); err != nil {
+			l.log.Warn("vrrp: gratuitous announcement", "err", err)
+			return
+		}
+	}
+}
