@@ -1,0 +1,376 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/golvs/golvs/config"
+	"github.com/golvs/golvs/health/check"
+)
+
+// LoadReport is what RunLoadBench measured.
+type LoadReport struct {
+	Backends int
+	Interval time.Duration
+	Duration time.Duration // measured span (after one warm-up interval)
+	// CPUPercent is the user+system CPU of the checks as a percentage of
+	// one core: the whole process minus the listeners' accept thread.
+	// The kernel's work for both ends of each loopback handshake is in it.
+	CPUPercent float64
+	// SysPercent is the process's kernel CPU (listeners included).
+	SysPercent float64
+	// ListenerPercent is what the accept thread used.
+	ListenerPercent float64
+	// BaselinePercent is what a bare loop of socket, connect, close,
+	// accept, close on one thread would use for the same connection rate:
+	// the kernel's own cost of a loopback TCP probe, both ends included.
+	// CPUPercent+ListenerPercent-BaselinePercent is the monitor's overhead.
+	BaselinePercent float64
+	// Lateness of probe starts behind their schedule.
+	P50, P99, Max time.Duration
+	Probes        int64
+	Failures      int64
+	FirstFailure  string
+}
+
+func (r LoadReport) String() string {
+	return fmt.Sprintf("%d tcp backends every %v for %v: checks use %.1f%% of one core (process kernel time %.1f%%, listeners %.1f%%; bare connect loop at this rate %.1f%%), lateness p50 %v p99 %v max %v, %d probes, %d failed",
+		r.Backends, r.Interval, r.Duration.Round(time.Millisecond), r.CPUPercent, r.SysPercent, r.ListenerPercent, r.BaselinePercent,
+		r.P50, r.P99, r.Max, r.Probes, r.Failures) + firstFailure(r.FirstFailure)
+}
+
+func firstFailure(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (first: " + s + ")"
+}
+
+// benchListeners is how many loopback listeners serve all backends.
+const benchListeners = 256
+
+// RunLoadBench monitors n TCP-checked backends probed every interval
+// against local listeners until ctx ends, and reports the CPU used and how
+// late probes started. It is a benchmark harness (make bench), not a test.
+//
+// The backends are spread over 256 listeners on 127.0.0.1..127.0.0.64;
+// distinct backends share a listener by belonging to different services.
+// It raises RLIMIT_NOFILE to its hard limit.
+func RunLoadBench(ctx context.Context, n int, interval time.Duration) (LoadReport, error) {
+	rep := LoadReport{Backends: n, Interval: interval}
+	if err := raiseNoFile(); err != nil {
+		return rep, err
+	}
+	perConn, err := bareConnectCost(2000)
+	if err != nil {
+		return rep, err
+	}
+	rep.BaselinePercent = 100 * float64(perConn) * float64(n) / float64(interval)
+	acc, err := startAcceptor(benchListeners)
+	if err != nil {
+		return rep, err
+	}
+	defer acc.stop()
+
+	var (
+		measuring atomic.Bool
+		mu        sync.Mutex
+		late      = make([]time.Duration, 0, n*30)
+		probes    atomic.Int64
+		failures  atomic.Int64
+		firstErr  atomic.Value
+	)
+	probers := func(c *config.Check) (check.Prober, error) {
+		p, err := check.New(c)
+		if err != nil {
+			return nil, err
+		}
+		return check.ProberFunc(func(ctx context.Context, t check.Target) check.Result {
+			r := p.Probe(ctx, t)
+			if measuring.Load() {
+				probes.Add(1)
+				if r.Err != nil {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, r.Err.Error())
+				}
+			}
+			return r
+		}), nil
+	}
+	m := New(slog.New(slog.DiscardHandler), nil, WithRand(rand.NewPCG(1, 2)), WithProbers(probers))
+	m.started = func(scheduled, actual time.Time) {
+		if !measuring.Load() {
+			return
+		}
+		mu.Lock()
+		late = append(late, actual.Sub(scheduled))
+		mu.Unlock()
+	}
+	chk := &config.Check{Type: config.CheckTCP, Interval: interval, Timeout: interval, Rise: 1, Fall: 1}
+	targets := make([]Target, n)
+	for i := range targets {
+		targets[i] = Target{
+			Service: fmt.Sprintf("bench%d", i/len(acc.addrs)),
+			Backend: acc.addrs[i%len(acc.addrs)],
+			Check:   chk,
+		}
+	}
+	if err := m.Update(targets); err != nil {
+		return rep, err
+	}
+	// Not ctx itself: probes in flight when ctx ends must not count as
+	// failures.
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- m.Run(rctx) }()
+
+	// Skip the first interval: first probes are spread over it.
+	select {
+	case <-time.After(interval):
+	case <-ctx.Done():
+	}
+	startWall := time.Now()
+	startUser, startSys := cpuTime()
+	acc.mark()
+	measuring.Store(true)
+	<-ctx.Done()
+	measuring.Store(false)
+	rep.Duration = time.Since(startWall)
+	user, sys := cpuTime()
+	accCPU := acc.mark()
+	if rep.Duration > 0 {
+		pct := func(d time.Duration) float64 { return 100 * float64(d) / float64(rep.Duration) }
+		rep.ListenerPercent = pct(accCPU)
+		rep.CPUPercent = pct(user-startUser+sys-startSys) - rep.ListenerPercent
+		rep.SysPercent = pct(sys - startSys)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		return rep, err
+	}
+	rep.Probes, rep.Failures = probes.Load(), failures.Load()
+	if e, ok := firstErr.Load().(string); ok {
+		rep.FirstFailure = e
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(late) > 0 {
+		slices.Sort(late)
+		rep.P50 = late[len(late)/2]
+		rep.P99 = late[len(late)*99/100]
+		rep.Max = late[len(late)-1]
+	}
+	return rep, nil
+}
+
+func raiseNoFile() error {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return fmt.Errorf("getrlimit: %w", err)
+	}
+	rl.Cur = rl.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return fmt.Errorf("setrlimit: %w", err)
+	}
+	return nil
+}
+
+// cpuTime is this process's user and system CPU time.
+func cpuTime() (user, sys time.Duration) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0
+	}
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}
+
+// acceptor serves the benchmark's listeners from one locked OS thread with
+// its own epoll, outside the Go runtime's poller, so that its CPU can be
+// read from the kernel's per-thread accounting and subtracted from the
+// process's.
+type acceptor struct {
+	addrs    []netip.AddrPort
+	fds      []int
+	epfd     int
+	evfd     int // written to stop the thread
+	tid      chan int
+	schedfn  string // /proc/self/task/TID/schedstat
+	last     time.Duration
+	done     chan struct{}
+	stopping atomic.Bool
+}
+
+// startAcceptor listens on count ports spread over 127.0.0.1..127.0.0.64.
+func startAcceptor(count int) (_ *acceptor, err error) {
+	a := &acceptor{epfd: -1, evfd: -1, tid: make(chan int, 1), done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			a.closeFDs()
+		}
+	}()
+	if a.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	if a.evfd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	if err := unix.EpollCtl(a.epfd, unix.EPOLL_CTL_ADD, a.evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(a.evfd)}); err != nil {
+		return nil, fmt.Errorf("epoll add: %w", err)
+	}
+	for i := range count {
+		ip := [4]byte{127, 0, 0, byte(1 + i%64)}
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("socket: %w", err)
+		}
+		a.fds = append(a.fds, fd)
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: ip}); err != nil {
+			return nil, fmt.Errorf("bind: %w", err)
+		}
+		if err := unix.Listen(fd, 4096); err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		sa, err := unix.Getsockname(fd)
+		if err != nil {
+			return nil, fmt.Errorf("getsockname: %w", err)
+		}
+		a.addrs = append(a.addrs, netip.AddrPortFrom(netip.AddrFrom4(ip), uint16(sa.(*unix.SockaddrInet4).Port)))
+		if err := unix.EpollCtl(a.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+			return nil, fmt.Errorf("epoll add: %w", err)
+		}
+	}
+	go a.loop()
+	a.schedfn = fmt.Sprintf("/proc/self/task/%d/schedstat", <-a.tid)
+	return a, nil
+}
+
+func (a *acceptor) loop() {
+	// Never unlocked: the thread ends with the goroutine, so its id is
+	// never reused by other goroutines while we read its accounting.
+	runtime.LockOSThread()
+	defer close(a.done)
+	a.tid <- unix.Gettid()
+	events := make([]unix.EpollEvent, 64)
+	for {
+		n, err := unix.EpollWait(a.epfd, events, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || a.stopping.Load() {
+			return
+		}
+		for _, ev := range events[:n] {
+			if int(ev.Fd) == a.evfd {
+				continue
+			}
+			for {
+				nfd, _, err := unix.Accept4(int(ev.Fd), unix.SOCK_CLOEXEC)
+				if err != nil {
+					break // EAGAIN: drained
+				}
+				unix.Close(nfd)
+			}
+		}
+	}
+}
+
+// mark returns the CPU the accept thread used since the previous mark.
+func (a *acceptor) mark() time.Duration {
+	b, err := os.ReadFile(a.schedfn)
+	if err != nil {
+		return 0
+	}
+	var ns int64
+	if _, err := fmt.Sscan(string(b), &ns); err != nil {
+		return 0
+	}
+	d := time.Duration(ns) - a.last
+	a.last = time.Duration(ns)
+	return d
+}
+
+func (a *acceptor) stop() {
+	a.stopping.Store(true)
+	_, _ = unix.Write(a.evfd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	<-a.done
+	a.closeFDs()
+}
+
+func (a *acceptor) closeFDs() {
+	for _, fd := range append(a.fds, a.epfd, a.evfd) {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// bareConnectCost measures the CPU of one loopback TCP probe at the
+// system-call level: socket, connect (the handshake completes inside it on
+// loopback), close with a reset, accept, close.
+func bareConnectCost(count int) (time.Duration, error) {
+	type result struct {
+		d   time.Duration
+		err error
+	}
+	out := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		d, err := bareConnectLoop(count)
+		out <- result{d, err}
+	}()
+	r := <-out
+	return r.d, r.err
+}
+
+func bareConnectLoop(count int) (time.Duration, error) {
+	l, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(l)
+	if err := unix.Bind(l, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return 0, fmt.Errorf("bind: %w", err)
+	}
+	if err := unix.Listen(l, 4096); err != nil {
+		return 0, fmt.Errorf("listen: %w", err)
+	}
+	sa, err := unix.Getsockname(l)
+	if err != nil {
+		return 0, fmt.Errorf("getsockname: %w", err)
+	}
+	var before, after unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_THREAD, &before)
+	for range count {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return 0, fmt.Errorf("socket: %w", err)
+		}
+		_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
+		_ = unix.Connect(fd, sa) // EINPROGRESS, yet done on loopback
+		unix.Close(fd)
+		for {
+			nfd, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC)
+			if err != nil {
+				break
+			}
+			unix.Close(nfd)
+		}
+	}
+	_ = unix.Getrusage(unix.RUSAGE_THREAD, &after)
+	used := after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano()
+	return time.Duration(used / int64(count)), nil
+}
