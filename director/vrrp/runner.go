@@ -218,9 +218,19 @@ func (r *Runner) Run(ctx context.Context) error {
 	if !local.IsValid() {
 		return fmt.Errorf("%w: %s (IPv6=%v)", ErrNoAddress, ifi.Name, v6)
 	}
+	// One topology file serves both directors, so peers may list this
+	// host's own address: never advertise to ourselves.
+	own := map[netip.Addr]bool{}
+	if ias, err := ifi.Addrs(); err == nil {
+		for _, ia := range ias {
+			if pfx, err := netip.ParsePrefix(ia.String()); err == nil {
+				own[pfx.Addr().Unmap()] = true
+			}
+		}
+	}
 	var dsts []netip.Addr
 	for _, p := range f.Peers {
-		if p.Is6() == v6 {
+		if p.Is6() == v6 && !own[p] {
 			dsts = append(dsts, p)
 		}
 	}
