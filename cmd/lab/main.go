@@ -1,0 +1,150 @@
+// Command lab runs golvs's real-kernel lab: a QEMU guest booting a Debian
+// kernel with IPVS, running the host's userspace (see integration/README.md).
+//
+//	lab run [--timeout D] -- CMD ARGS...   run one command in the guest as root
+//	lab test [--run REGEXP]                build, then run the e2e suite in one guest
+//	lab demo                               a DR topology with a short report
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/golvs/golvs/integration/lab"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code, err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "lab: FAILED: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func usage() error {
+	return errors.New("usage: lab run [--timeout D] [--vm] [--cpus N] -- CMD ARGS... | lab test [--vm] [--run REGEXP] | lab demo [--vm] | lab bench ...")
+}
+
+func run(ctx context.Context, args []string) (int, error) {
+	if len(args) == 0 {
+		return 2, usage()
+	}
+	if args[0] == "bench" {
+		// bench.go parses its own flags.
+		return cmdBench(args[1:]), nil
+	}
+	fs := flag.NewFlagSet("lab "+args[0], flag.ContinueOnError)
+	timeout := fs.Duration("timeout", 20*time.Minute, "kill the guest after this long")
+	forceVM := fs.Bool("vm", false, "boot the guest even if the host kernel has IPVS")
+	cpus := fs.Int("cpus", 0, "guest CPUs (default 1)")
+	verbose := fs.Bool("v", false, "debug logging")
+	runRE := fs.String("run", "", "test: only tests matching this regexp (go test -run)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2, err
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	opts := lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log}
+
+	switch args[0] {
+	case "run":
+		if fs.NArg() == 0 {
+			return 2, usage()
+		}
+		opts.Command = fs.Args()
+		start := time.Now()
+		code, err := lab.Run(ctx, opts)
+		if err == nil {
+			fmt.Fprintf(os.Stderr, "lab: exit %d in %s\n", code, time.Since(start).Round(time.Millisecond))
+		}
+		return code, err
+	case "test":
+		return labTest(ctx, log, opts, *runRE)
+	case "demo":
+		return labDemo(ctx, log, opts)
+	}
+	return 2, usage()
+}
+
+// moduleRoot finds the directory holding go.mod, from the working directory up.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the golvs module (no go.mod found)")
+		}
+		dir = parent
+	}
+}
+
+// build compiles the binaries the lab runs into root/bin.
+func build(ctx context.Context, log *slog.Logger, root string) (string, error) {
+	bin := filepath.Join(root, "bin")
+	steps := [][]string{
+		{"go", "build", "-o", filepath.Join(bin, "director"), "./cmd/director"},
+		{"go", "build", "-o", filepath.Join(bin, "labhost"), "./integration/cmd/labhost"},
+		{"go", "test", "-c", "-tags", "lab", "-o", filepath.Join(bin, "integration.test"), "./integration"},
+	}
+	if _, err := os.Stat(filepath.Join(root, "cmd", "realserver")); err == nil {
+		steps = append(steps, []string{"go", "build", "-o", filepath.Join(bin, "realserver"), "./cmd/realserver"})
+	}
+	for _, s := range steps {
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, s[0], s[1:]...)
+		cmd.Dir = root
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("%v: %w", s, err)
+		}
+		log.Info("built", "target", s[len(s)-1], "took", time.Since(start).Round(time.Millisecond))
+	}
+	return bin, nil
+}
+
+func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE string) (int, error) {
+	start := time.Now()
+	root, err := moduleRoot()
+	if err != nil {
+		return 1, err
+	}
+	bin, err := build(ctx, log, root)
+	if err != nil {
+		return 1, err
+	}
+	opts.Dir = filepath.Join(root, "integration")
+	opts.Env = []string{"GOLVS_BIN=" + bin}
+	opts.Command = []string{filepath.Join(bin, "integration.test"), "-test.v", "-test.timeout", "15m"}
+	if runRE != "" {
+		opts.Command = append(opts.Command, "-test.run", runRE)
+	}
+	code, err := lab.Run(ctx, opts)
+	fmt.Fprintf(os.Stderr, "lab test: exit %d, total %s\n", code, time.Since(start).Round(time.Millisecond))
+	if err == nil && code != 0 {
+		err = fmt.Errorf("end-to-end tests failed (exit %d)", code)
+	}
+	return code, err
+}

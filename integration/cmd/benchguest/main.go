@@ -1,0 +1,96 @@
+// Command benchguest runs golvs's scale benchmark inside a kernel with IPVS
+// (the lab guest): for each size it times `ipvsadm -R`, keepalived and the
+// director on the same table, prints the table and writes the raw figures.
+// `go run ./cmd/lab bench` (make bench) builds and boots it.
+//
+//	benchguest -director bin/director [-sizes 100,1000,5000] [-backends 4] [-out FILE|-]
+//
+// With -out - the raw figures go to stdout between marker lines, for a host
+// that cannot see the guest's files.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/golvs/golvs/integration/bench"
+)
+
+// Markers around the raw figures on stdout (cmd/lab bench looks for them).
+const (
+	RawBegin = "GOLVS-BENCH-RAW-BEGIN"
+	RawEnd   = "GOLVS-BENCH-RAW-END"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context) int {
+	sizes := flag.String("sizes", "100,1000,5000", "comma-separated numbers of services")
+	backends := flag.Int("backends", 4, "NAT real servers per service")
+	dirBin := flag.String("director", "", "the director binary (required)")
+	work := flag.String("work", "/var/tmp/golvs-bench", "scratch directory")
+	out := flag.String("out", "-", "raw figures: a file, or - for stdout between markers")
+	flag.Parse()
+	if *dirBin == "" {
+		fmt.Fprintln(os.Stderr, "benchguest: -director is required")
+		return 2
+	}
+	var ns []int
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "benchguest: bad size %q\n", f)
+			return 2
+		}
+		ns = append(ns, n)
+	}
+	rs, err := bench.Run(ctx, bench.Options{Sizes: ns, Backends: *backends, Director: *dirBin, Work: *work, Progress: os.Stderr})
+	if len(rs) > 0 {
+		if werr := writeRaw(*out, rs); werr != nil {
+			fmt.Fprintf(os.Stderr, "benchguest: %v\n", werr)
+			return 1
+		}
+		fmt.Println()
+		bench.Table(os.Stdout, rs)
+		fmt.Println()
+		for _, v := range bench.Verdicts(rs) {
+			fmt.Println(v)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "benchguest: FAILED: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func writeRaw(path string, rs []bench.Result) error {
+	if path == "-" {
+		fmt.Println(RawBegin)
+		if err := bench.WriteRaw(os.Stdout, rs); err != nil {
+			return err
+		}
+		fmt.Println(RawEnd)
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := bench.WriteRaw(f, rs); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,51 @@
+#!/bin/sh
+# /init of the golvs lab guest (busybox sh). Loads the IPVS and lab modules,
+# boots into the HOST's root filesystem (9p, read-only, with a tmpfs overlay
+# so writes stay in the guest), runs /golvs/spec.sh there as root, prints the
+# exit marker and powers off. Variables come from /golvs/env.
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin
+. /golvs/env
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+echo 1 >/proc/sys/kernel/printk
+
+fail() {
+	echo "lab: $*"
+	echo "GOLVS-LAB-START $NONCE"
+	echo "GOLVS-LAB-EXIT $NONCE 125"
+	poweroff -f
+}
+
+while read -r m; do
+	[ -n "$m" ] || continue
+	insmod "/lib/modules/$KVER/$m" || echo "lab: insmod $m failed"
+done </golvs/modules
+
+mkdir -p /lower /upper /newroot
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /lower || fail "cannot mount the host root over 9p"
+mount -t tmpfs -o mode=0755 tmpfs /upper
+mkdir -p /upper/up /upper/work
+mount -t overlay overlay -o lowerdir=/lower,upperdir=/upper/up,workdir=/upper/work /newroot || fail "cannot mount the overlay"
+for d in proc sys dev; do
+	mount --move /$d /newroot/$d || fail "cannot move /$d"
+done
+mkdir -p /newroot/dev/pts /newroot/dev/shm
+mount -t devpts devpts /newroot/dev/pts
+mount -t tmpfs tmpfs /newroot/dev/shm
+# A fresh /run (netns mounts live there). Not /tmp: the host's /tmp, where
+# a CI checkout may live, must stay visible.
+mount -t tmpfs -o mode=0755 tmpfs /newroot/run
+mkdir -p /newroot/run/golvs /newroot/lib/modules/$KVER
+cp /golvs/spec.sh /newroot/run/golvs/spec.sh
+# The guest kernel's modules where its modprobe looks for them.
+mount --bind /lib/modules/$KVER /newroot/lib/modules/$KVER
+hostname golvs-lab
+ip link set lo up 2>/dev/null
+
+echo "GOLVS-LAB-START $NONCE"
+chroot /newroot /bin/sh /run/golvs/spec.sh </dev/null
+rc=$?
+echo "GOLVS-LAB-EXIT $NONCE $rc"
+poweroff -f

@@ -1,0 +1,57 @@
+package labnet
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestSegmentHosts runs on the host itself (namespaces, veth and bridges
+// need no IPVS): two hosts on one segment reach each other, the neighbour
+// entry is the peer's MAC, and cleanup removes every namespace.
+func TestSegmentHosts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("labnet needs root to create network namespaces")
+	}
+	var nsNames []string
+	t.Run("topology", func(t *testing.T) {
+		l := NewLab(t)
+		lan := l.Segment("lan")
+		a := l.Host("a", lan, "192.0.2.1/24", "2001:db8::1/64")
+		b := l.Host("b", lan, "192.0.2.2/24")
+		nsNames = append(nsNames, l.sw, a.NS, b.NS)
+		for _, n := range nsNames {
+			if len(n) > 15 {
+				t.Errorf("name %q longer than 15", n)
+			}
+		}
+		// busybox-static is a lab prerequisite; iputils ping may be absent.
+		a.MustExec("/bin/busybox", "ping", "-c", "1", "-W", "5", "192.0.2.2")
+		mac, state := a.Neighbour("192.0.2.2")
+		if want := b.MAC("eth0"); mac != want {
+			t.Errorf("a's neighbour entry for b = %q %v, want %s", mac, state, want)
+		}
+		p := b.Start("", "sleep", "600")
+		if done, _ := p.Exited(); done {
+			t.Fatalf("sleep exited at once: %s", p.Output())
+		}
+		back := l.Segment("back")
+		if dev := a.Attach(back, "198.51.100.1/24"); dev != "eth1" {
+			t.Errorf("second interface = %s, want eth1", dev)
+		}
+		a.EnableForwarding()
+		if got := strings.TrimSpace(a.MustExec("sysctl", "-n", "net.ipv4.ip_forward")); got != "1" {
+			t.Errorf("ip_forward = %s", got)
+		}
+	})
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nsNames {
+		if strings.Contains(string(out), n) {
+			t.Errorf("namespace %s left after cleanup", n)
+		}
+	}
+}
