@@ -1,0 +1,50 @@
+# golvs: `make demo` and `make test` are the quick start (see README.md).
+# Both install what they need (Go modules, apt packages, the lab kernel);
+# nothing depends on what a previous session installed by hand.
+
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+GO ?= go
+BIN := $(CURDIR)/bin
+
+.PHONY: all build test unit lab-test demo bench go-check clean fmt vet
+
+all: build
+
+# Go itself is the one prerequisite the Makefile cannot build: on a Debian-like
+# machine without it, install Debian's golang-go; go.mod's `go` line then makes
+# a new enough toolchain come from the module proxy (GOTOOLCHAIN=auto).
+go-check:
+	@command -v $(GO) >/dev/null 2>&1 || { \
+	  echo "go not found: installing Debian's golang-go"; \
+	  [ "$$(id -u)" = 0 ] || { echo "error: need root to apt-get install golang-go (or install Go >= 1.21 yourself)"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go; }
+
+build: go-check
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+vet: go-check
+	$(GO) vet ./...
+
+# Unit tests (the in-memory IPVS fake, checkers on loopback, realserver and
+# VRRP in network namespaces on this host), then the lab end-to-end suite in a
+# real IPVS kernel. The lab fails loudly when it cannot run: it never skips.
+test: unit lab-test
+
+unit: vet
+	$(GO) test -count=1 ./...
+
+lab-test: build
+	$(GO) run ./cmd/lab test
+
+demo: build
+	$(GO) run ./cmd/lab demo
+
+bench: build
+	$(GO) run ./cmd/lab bench
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN)
