@@ -490,3 +490,44 @@ func TestSnapshotOrder(t *testing.T) {
 		t.Errorf("snapshot order %v, want %s", got, want)
 	}
 }
+
+func TestMonitorSlowOnChangeDelaysNoProbe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		release := make(chan struct{})
+		var calls atomic.Int64
+		m := New(slog.New(slog.DiscardHandler), func() { calls.Add(1); <-release },
+			WithRand(rand.NewPCG(1, 1)), WithProbers(f.factory))
+		a, b := backend(1), backend(2)
+		f.set(b, refused)
+		m.Update([]Target{
+			{Service: "web", Backend: a, Check: tcpCheck(time.Second, 1, 1)},
+			{Service: "web", Backend: b, Check: tcpCheck(time.Second, 1, 1)},
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx) }()
+		advance(5 * time.Second)
+		if got := calls.Load(); got != 1 {
+			t.Errorf("onChange entered %d times while blocked, want 1", got)
+		}
+		if n := len(f.probes(a)); n != 5 {
+			t.Errorf("%d probes while onChange blocked, want 5", n)
+		}
+		// Changes made meanwhile are not lost: one more (coalesced) call.
+		f.set(a, refused)
+		advance(2 * time.Second)
+		if m.Backend("web", a).Up {
+			t.Error("state did not advance while onChange blocked")
+		}
+		close(release)
+		synctest.Wait()
+		if got := calls.Load(); got != 2 {
+			t.Errorf("onChange called %d times in all, want 2 (coalesced)", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+}

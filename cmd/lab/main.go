@@ -108,6 +108,8 @@ func build(ctx context.Context, log *slog.Logger, root string) (string, error) {
 		{"go", "build", "-o", filepath.Join(bin, "director"), "./cmd/director"},
 		{"go", "build", "-o", filepath.Join(bin, "labhost"), "./integration/cmd/labhost"},
 		{"go", "test", "-c", "-tags", "lab", "-o", filepath.Join(bin, "integration.test"), "./integration"},
+		// Package tests that need the lab kernel (ipip) are built with -tags lab.
+		{"go", "test", "-c", "-tags", "lab", "-o", filepath.Join(bin, "realserver-lab.test"), "./cmd/realserver"},
 	}
 	if _, err := os.Stat(filepath.Join(root, "cmd", "realserver")); err == nil {
 		steps = append(steps, []string{"go", "build", "-o", filepath.Join(bin, "realserver"), "./cmd/realserver"})
@@ -137,10 +139,17 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 	}
 	opts.Dir = filepath.Join(root, "integration")
 	opts.Env = []string{"GOLVS_BIN=" + bin}
-	opts.Command = []string{filepath.Join(bin, "integration.test"), "-test.v", "-test.timeout", "15m"}
+	suite := lab.ShellQuote(filepath.Join(bin, "integration.test")) + " -test.v -test.timeout 15m"
 	if runRE != "" {
-		opts.Command = append(opts.Command, "-test.run", runRE)
+		suite += " -test.run " + lab.ShellQuote(runRE)
+	} else {
+		// Both suites run even if the first fails; the exit code is the
+		// first failure's.
+		suite = "cd " + lab.ShellQuote(opts.Dir) + " && " + suite + "; a=$?; " +
+			lab.ShellQuote(filepath.Join(bin, "realserver-lab.test")) + " -test.v -test.timeout 5m -test.run '^TestTunMode$'; b=$?; " +
+			"[ $a -ne 0 ] && exit $a; exit $b"
 	}
+	opts.Command = []string{"/bin/sh", "-c", suite}
 	code, err := lab.Run(ctx, opts)
 	fmt.Fprintf(os.Stderr, "lab test: exit %d, total %s\n", code, time.Since(start).Round(time.Millisecond))
 	if err == nil && code != 0 {

@@ -169,8 +169,8 @@ func hasVirtFlag(cpuinfo string) bool {
 	return false
 }
 
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
+// ShellQuote quotes s for a POSIX shell.
+func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
@@ -181,14 +181,14 @@ const guestPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:
 // directory, set the environment, exec the command.
 func specScript(opts Options) []byte {
 	var b bytes.Buffer
-	b.WriteString("cd " + shellQuote(opts.Dir) + " || exit 125\n")
+	b.WriteString("cd " + ShellQuote(opts.Dir) + " || exit 125\n")
 	env := append([]string{"PATH=" + guestPath, "HOME=/root", "TERM=dumb", "GOLVS_LAB=1"}, opts.Env...)
 	for _, kv := range env {
-		b.WriteString("export " + shellQuote(kv) + "\n")
+		b.WriteString("export " + ShellQuote(kv) + "\n")
 	}
 	b.WriteString("exec")
 	for _, a := range opts.Command {
-		b.WriteString(" " + shellQuote(a))
+		b.WriteString(" " + ShellQuote(a))
 	}
 	b.WriteString("\n")
 	return b.Bytes()
@@ -199,7 +199,7 @@ func specScript(opts Options) []byte {
 func runInitrd(img Image, opts Options, nonce string) ([]byte, error) {
 	var b bytes.Buffer
 	c := newCPIOWriter(&b)
-	env := fmt.Sprintf("KVER=%s\nNONCE=%s\n", shellQuote(img.Version), nonce)
+	env := fmt.Sprintf("KVER=%s\nNONCE=%s\n", ShellQuote(img.Version), nonce)
 	err := errors.Join(
 		c.Dir("golvs"),
 		c.File("init", 0o755, initScript),
