@@ -2,7 +2,10 @@ package director
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/netip"
+	"text/tabwriter"
 
 	"github.com/golvs/golvs/director/ipvs"
 )
@@ -122,4 +125,40 @@ func healthWord(h BackendState) string {
 		return "drain"
 	}
 	return "up"
+}
+
+// WriteText writes the status as the table `director status` prints.
+func (s Status) WriteText(w io.Writer) error {
+	if s.VRRP != "" {
+		fmt.Fprintf(w, "vrrp: %s\n", s.VRRP)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, sv := range s.Services {
+		state := "in kernel"
+		if !sv.InKernel {
+			state = "NOT IN KERNEL"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", sv.Name, sv.Key, state)
+		fmt.Fprintf(tw, "  BACKEND\tHEALTH\tWEIGHT\tKERNEL\tACTIVE\tINACTIVE\tNOTE\n")
+		for _, b := range sv.Backends {
+			weight, kernel := "-", "-"
+			if b.Configured {
+				weight = fmt.Sprint(b.ConfiguredWeight)
+			}
+			if b.InKernel {
+				kernel = fmt.Sprint(b.KernelWeight)
+			}
+			note := ""
+			switch {
+			case b.OperatorDrain:
+				note = "drained by operator"
+			case b.Draining:
+				note = "draining"
+			case !b.Configured:
+				note = "not configured"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.Address, b.Health, weight, kernel, b.ActiveConns, b.InactiveConns, note)
+		}
+	}
+	return tw.Flush()
 }

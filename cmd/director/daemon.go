@@ -19,6 +19,7 @@ import (
 	"github.com/golvs/golvs/config"
 	"github.com/golvs/golvs/director"
 	"github.com/golvs/golvs/director/ipvs"
+	"github.com/golvs/golvs/director/metrics"
 	"github.com/golvs/golvs/director/vip"
 	"github.com/golvs/golvs/director/vrrp"
 	"github.com/golvs/golvs/health"
@@ -201,6 +202,22 @@ func (d *daemon) run(ctx context.Context, hup <-chan os.Signal, topo *config.Top
 		return err
 	}
 	parts["control"] = func(ctx context.Context) error { return ctl.Serve(ctx, ln) }
+	if addr := topo.Director.MetricsAddress; addr != "" {
+		mln, err := metrics.Listen(addr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics_address: %w", err)
+		}
+		src := metrics.Source{Status: rec.Status}
+		if d.vrrp != nil {
+			src.VRRP = func() metrics.VRRPInfo {
+				st := d.vrrp.Status()
+				return metrics.VRRPInfo{State: st.State.String(), Priority: int(st.Priority)}
+			}
+		}
+		h := metrics.Handler(src, d.log.With("part", "metrics"))
+		parts["metrics"] = func(ctx context.Context) error { return metrics.Serve(ctx, mln, h) }
+	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(parts))
@@ -264,8 +281,9 @@ func (d *daemon) reload(ctx context.Context) {
 	d.topo = topo
 	d.mu.Unlock()
 	if old.Director.Interface != topo.Director.Interface || old.Director.ControlSocket != topo.Director.ControlSocket ||
+		old.Director.MetricsAddress != topo.Director.MetricsAddress ||
 		old.Director.StateFile != topo.Director.StateFile {
-		d.log.Warn("interface, control_socket and state_file changes take effect on restart")
+		d.log.Warn("interface, control_socket, metrics_address and state_file changes take effect on restart")
 	}
 	d.rec.SetConfig(topo)
 	if err := d.monitor.Update(targets(topo)); err != nil {
@@ -371,7 +389,30 @@ func (d *daemon) vrrpState() string {
 		t := st.Transitions[n-1]
 		s += fmt.Sprintf(", last %s->%s at %s (%s)", t.From, t.To, t.Time.Format(time.RFC3339), t.Reason)
 	}
+	if drops := formatDrops(st.Drops); drops != "" {
+		// Rejected adverts (unsigned, bad MAC, replays) are what an
+		// operator needs to see a rogue or misconfigured peer.
+		s += ", dropped adverts: " + drops
+	}
 	return s
+}
+
+// formatDrops lists the non-zero drop counters, e.g. "unsigned 12".
+func formatDrops(d vrrp.Drops) string {
+	var parts []string
+	for _, c := range []struct {
+		name string
+		n    uint64
+	}{
+		{"ttl", d.TTL}, {"interface", d.Interface}, {"destination", d.Destination},
+		{"malformed", d.Malformed}, {"vrid", d.VRID}, {"unsigned", d.Unsigned},
+		{"bad-mac", d.BadMAC}, {"replay", d.Replay},
+	} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", c.name, c.n))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // runTracking puts VRRP into fault while no service has a healthy backend,

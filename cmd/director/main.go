@@ -18,7 +18,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/golvs/golvs/config"
@@ -203,43 +202,8 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		enc.Encode(st)
 		return 0
 	}
-	printStatus(stdout, st)
+	st.WriteText(stdout)
 	return 0
-}
-
-func printStatus(w io.Writer, st director.Status) {
-	if st.VRRP != "" {
-		fmt.Fprintf(w, "vrrp: %s\n", st.VRRP)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, s := range st.Services {
-		state := "in kernel"
-		if !s.InKernel {
-			state = "NOT IN KERNEL"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Key, state)
-		fmt.Fprintf(tw, "  BACKEND\tHEALTH\tWEIGHT\tKERNEL\tACTIVE\tINACTIVE\tNOTE\n")
-		for _, b := range s.Backends {
-			weight, kernel := "-", "-"
-			if b.Configured {
-				weight = fmt.Sprint(b.ConfiguredWeight)
-			}
-			if b.InKernel {
-				kernel = fmt.Sprint(b.KernelWeight)
-			}
-			note := ""
-			switch {
-			case b.OperatorDrain:
-				note = "drained by operator"
-			case b.Draining:
-				note = "draining"
-			case !b.Configured:
-				note = "not configured"
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.Address, b.Health, weight, kernel, b.ActiveConns, b.InactiveConns, note)
-		}
-	}
-	tw.Flush()
 }
 
 func cmdDrain(args []string, stdout, stderr io.Writer, on bool) int {

@@ -1,0 +1,178 @@
+// Package metrics serves [director] metrics_address: Prometheus metrics at
+// /metrics and a plain-text status page at /.
+//
+// Metrics are computed at scrape time from the same Status that `director
+// status` shows, so there is no second copy of the state to drift.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/golvs/golvs/director"
+)
+
+// VRRPInfo is the failover state at scrape time.
+type VRRPInfo struct {
+	State    string // init | backup | master | fault
+	Priority int
+}
+
+// Source is where the numbers come from.
+type Source struct {
+	Status func(ctx context.Context) (director.Status, error)
+	// VRRP is nil without [failover].
+	VRRP func() VRRPInfo
+}
+
+// vrrpStates are exported as one series each so a dashboard can alert on
+// "no director is master".
+var vrrpStates = []string{"init", "backup", "master", "fault"}
+
+type collector struct {
+	src     Source
+	timeout time.Duration
+	log     *slog.Logger
+
+	up, weight, kernelWeight, active, inactive, draining, opDrain *prometheus.Desc
+	inKernel, quorumUp                                            *prometheus.Desc
+	vrrpState, vrrpPriority, scrapeErr                            *prometheus.Desc
+}
+
+func newCollector(src Source, timeout time.Duration, log *slog.Logger) *collector {
+	b := []string{"service", "backend"}
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("golvs_"+name, help, labels, nil)
+	}
+	return &collector{
+		src: src, timeout: timeout, log: log,
+		up:           d("backend_up", "1 if the backend's health check passes (drain counts as up).", b...),
+		weight:       d("backend_configured_weight", "Weight from the topology file.", b...),
+		kernelWeight: d("backend_kernel_weight", "Weight in the kernel's IPVS table; absent when the backend is not in it.", b...),
+		active:       d("backend_active_connections", "IPVS active connections.", b...),
+		inactive:     d("backend_inactive_connections", "IPVS inactive connections.", b...),
+		draining:     d("backend_draining", "1 while a leaving backend waits at weight 0 for its connections to end.", b...),
+		opDrain:      d("backend_operator_drain", "1 while an operator drain (director drain) is in force.", b...),
+		inKernel:     d("service_in_kernel", "1 if the virtual service exists in the kernel.", "service"),
+		quorumUp:     d("service_healthy_backends", "Configured backends whose check passes.", "service"),
+		vrrpState:    d("vrrp_state", "1 for the current VRRP state.", "state"),
+		vrrpPriority: d("vrrp_priority", "Current VRRP priority."),
+		scrapeErr:    d("status_error", "1 if reading the kernel for this scrape failed."),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.up, c.weight, c.kernelWeight, c.active, c.inactive, c.draining,
+		c.opDrain, c.inKernel, c.quorumUp, c.vrrpState, c.vrrpPriority, c.scrapeErr} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	if c.src.VRRP != nil {
+		info := c.src.VRRP()
+		for _, s := range vrrpStates {
+			gauge(c.vrrpState, b2f(s == info.State), s)
+		}
+		gauge(c.vrrpPriority, float64(info.Priority))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	st, err := c.src.Status(ctx)
+	gauge(c.scrapeErr, b2f(err != nil))
+	if err != nil {
+		c.log.Warn("metrics: reading status failed", "err", err)
+		return
+	}
+	for _, s := range st.Services {
+		gauge(c.inKernel, b2f(s.InKernel), s.Name)
+		healthy := 0
+		for _, b := range s.Backends {
+			addr := b.Address.String()
+			if b.Configured {
+				up := b.Health == "up" || b.Health == "drain"
+				if up {
+					healthy++
+				}
+				gauge(c.up, b2f(up), s.Name, addr)
+				gauge(c.weight, float64(b.ConfiguredWeight), s.Name, addr)
+				gauge(c.opDrain, b2f(b.OperatorDrain), s.Name, addr)
+			}
+			if b.InKernel {
+				gauge(c.kernelWeight, float64(b.KernelWeight), s.Name, addr)
+				gauge(c.active, float64(b.ActiveConns), s.Name, addr)
+				gauge(c.inactive, float64(b.InactiveConns), s.Name, addr)
+			}
+			gauge(c.draining, b2f(b.Draining), s.Name, addr)
+		}
+		gauge(c.quorumUp, float64(healthy), s.Name)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Handler serves /metrics and the status page at /.
+func Handler(src Source, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(src, 10*time.Second, log),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		st, err := src.Status(ctx)
+		if err != nil {
+			http.Error(w, "status: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if src.VRRP != nil {
+			info := src.VRRP()
+			st.VRRP = info.State + " priority " + strconv.Itoa(info.Priority)
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		st.WriteText(w)
+	})
+	return mux
+}
+
+// Listen binds addr; it is separate from Serve so a bad address fails the
+// director's start instead of a background goroutine.
+func Listen(addr string) (net.Listener, error) {
+	return net.Listen("tcp", addr)
+}
+
+// Serve serves h on ln until ctx ends.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
