@@ -119,11 +119,10 @@ func (c *cluster) stopServer(i int) {
 	}
 }
 
-// prepareDR does by hand what the realserver agent does for dr, so the
-// director tests do not depend on the agent; TestRealserverAgent covers
-// the agent itself.
-// TODO(realserver agent): once the agent is settled, consider running it
-// here too (`realserver run --vip VIP --mode dr`).
+// prepareDR does by hand what the realserver agent does for dr, for the
+// tests that must not depend on the agent (TestSmokeIPVS proves the lab
+// itself). The director's dr/tun traffic tests (TestDirectorDR/TUN) run
+// the real agent instead: see startAgents in agent_traffic_test.go.
 func prepareDR(t *testing.T, h *labnet.Host, vip string) {
 	t.Helper()
 	h.IP("addr", "add", vip+"/32", "dev", "lo")
@@ -132,7 +131,6 @@ func prepareDR(t *testing.T, h *labnet.Host, vip string) {
 
 // prepareTUN does by hand what the realserver agent does for tun (see
 // prepareDR).
-// TODO(realserver agent): as for prepareDR, with --mode tun.
 func prepareTUN(t *testing.T, h *labnet.Host, vip string) {
 	t.Helper()
 	// tunl0 exists in every namespace once the ipip module is loaded (the

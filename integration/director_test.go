@@ -33,10 +33,19 @@ func (c *cluster) wantBackends(port int, fwd string) map[string]string {
 // testForwarding runs the director with one TCP and one UDP rr service in
 // the given mode and checks the kernel table, the spread, and that the
 // client reaches the VIP through the director.
+//
+// dr and tun real servers are prepared by the real realserver agent,
+// run on each of them with the director's own topology file.
 func testForwarding(t *testing.T, mode, ipvsFwd string) {
-	c := newCluster(t, mode)
+	c := newClusterPrep(t, mode, false)
 	services := c.service("web", "tcp", 80, mode, "rr") + c.service("dns", "udp", 53, mode, "rr")
 	c.startDirector(services, hasBackends(3, "TCP "+vip+":80", "UDP "+vip+":53"))
+	if dev := map[string]string{"dr": "lo", "tun": "tunl0"}[mode]; dev != "" {
+		c.startAgents(c.config, vip, dev)
+		for _, h := range c.rs {
+			assertAgentPrepared(t, h, mode)
+		}
+	}
 
 	c.assertService("TCP "+vip+":80", "rr", c.wantBackends(80, ipvsFwd))
 	c.assertService("UDP "+vip+":53", "rr", c.wantBackends(53, ipvsFwd))
