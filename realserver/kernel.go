@@ -57,13 +57,7 @@ func (k *Kernel) Snapshot(ctx context.Context, paths []string) (HostState, error
 	if err := ctx.Err(); err != nil {
 		return HostState{}, err
 	}
-	k.mu.Lock()
-	links, err := k.h.LinkList()
-	var addrs []netlink.Addr
-	if err == nil {
-		addrs, err = k.h.AddrList(nil, netlink.FAMILY_ALL)
-	}
-	k.mu.Unlock()
+	links, addrs, err := k.dump()
 	if err != nil {
 		return HostState{}, fmt.Errorf("netlink dump: %w", err)
 	}
@@ -92,6 +86,31 @@ func (k *Kernel) Snapshot(ctx context.Context, paths []string) (HostState, error
 		st.Sysctls[p] = v
 	}
 	return st, nil
+}
+
+// dumpAttempts bounds the retries of an interrupted dump.
+const dumpAttempts = 5
+
+// dump lists links and addresses. The kernel flags a dump interrupted
+// when the list changed while it was read (on a host just brought up, an
+// IPv6 link-local address finishing DAD is enough); the answer may then
+// be incomplete, so it is read again.
+func (k *Kernel) dump() ([]netlink.Link, []netlink.Addr, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var err error
+	for range dumpAttempts {
+		var links []netlink.Link
+		var addrs []netlink.Addr
+		links, err = k.h.LinkList()
+		if err == nil {
+			addrs, err = k.h.AddrList(nil, netlink.FAMILY_ALL)
+		}
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return links, addrs, err
+		}
+	}
+	return nil, nil, err
 }
 
 func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
