@@ -293,6 +293,12 @@ type PollResult struct {
 	// LongestOutageMS is the longest time between a failed request's start
 	// and the next successful answer.
 	LongestOutageMS int64 `json:"longest_outage_ms"`
+	// FailedAtMS is when each failed request started (Unix milliseconds;
+	// all namespaces share the clock), so a test can place failures
+	// against what it saw in the kernel.
+	FailedAtMS []int64 `json:"failed_at_ms,omitempty"`
+	// Errors are the first few failures' errors.
+	Errors []string `json:"errors,omitempty"`
 }
 
 // poll requests url every interval for duration; firstAnswer is called
@@ -307,9 +313,16 @@ func poll(ctx context.Context, url string, interval, duration, timeout time.Dura
 	for time.Now().Before(end) && ctx.Err() == nil {
 		t0 := time.Now()
 		name, err := get(ctx, c, url)
+		if err != nil && ctx.Err() != nil {
+			break // stopped mid-request: not a failure of the target
+		}
 		res.Total++
 		if err != nil {
 			res.Failures++
+			res.FailedAtMS = append(res.FailedAtMS, t0.UnixMilli())
+			if len(res.Errors) < 10 {
+				res.Errors = append(res.Errors, err.Error())
+			}
 			if outageStart.IsZero() {
 				outageStart = t0
 			}
