@@ -254,7 +254,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	return r.serve(ctx, env{
-		conn: conn, ann: announcer{ifi: ifi, ll: ll}, ifIndex: ifi.Index,
+		conn: conn, ann: &announcer{ifi: ifi, ll: ll}, ifIndex: ifi.Index,
 		local: local, dsts: dsts, multicast: multicast, addrs: addrs, txAuth: txAuth, rxAuth: rxAuth,
 	})
 }
@@ -274,6 +274,7 @@ type env struct {
 // gratuitous announces VIPs on the link.
 type gratuitous interface {
 	announce(vips []netip.Addr) error
+	close()
 }
 
 // serve runs the protocol on an open socket and closes it on return.
@@ -297,6 +298,7 @@ func (r *Runner) serve(ctx context.Context, e env) error {
 	defer func() {
 		close(done)
 		e.conn.close()
+		e.ann.close()
 		stopNotify()
 		wg.Wait()
 	}()

@@ -78,9 +78,16 @@ func (c *fakeConn) takeSent() []sentPkt {
 }
 
 type fakeAnn struct {
-	start time.Time
-	mu    sync.Mutex
-	at    []time.Duration
+	start  time.Time
+	mu     sync.Mutex
+	at     []time.Duration
+	closed bool
+}
+
+func (a *fakeAnn) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closed = true
 }
 
 func (a *fakeAnn) announce([]netip.Addr) error {
@@ -262,6 +269,9 @@ func TestRunnerTimeline(t *testing.T) {
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("serve: %v", err)
+		}
+		if !ann.closed {
+			t.Error("serve returned without closing the announcer's sockets")
 		}
 		sent = conn.takeSent()
 		if len(sent) != 1 || sent[0].adv.Priority != 0 {
