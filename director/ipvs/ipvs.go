@@ -1,10 +1,11 @@
 // Package ipvs is golvs's view of the kernel's IPVS table: our own types, a
-// small interface, and (in kernel.go) the adapter over github.com/moby/ipvs.
-// An in-memory fake that behaves like the kernel lives in ipvs/ipvsfake.
+// small interface, and (in kernel.go, netlink.go) the adapter over the
+// kernel's generic netlink API, which batches writes (batch.go). An
+// in-memory fake that behaves like the kernel lives in ipvs/ipvsfake.
 //
-// moby/ipvs types never leave this package: the adapter normalises what the
-// kernel returns (HASHED flag masked, family and netmask filled in) so that
-// comparing desired and actual state never flaps.
+// The adapter normalises what the kernel returns (HASHED flag masked,
+// family and netmask filled in) so that comparing desired and actual state
+// never flaps.
 package ipvs
 
 import (

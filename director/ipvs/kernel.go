@@ -2,51 +2,47 @@ package ipvs
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"net"
-	"net/netip"
-	"sort"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	moby "github.com/moby/ipvs"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // Default bounds of one call when the caller's context has no earlier
-// deadline. A dump is one request per service, so it gets longer.
+// deadline. A dump is one request per service, so it gets longer; a batch
+// gets CallTimeout per request it carries, at most DumpTimeout.
 const (
 	DefaultCallTimeout = 10 * time.Second
 	DefaultDumpTimeout = 2 * time.Minute
 )
 
-// Kernel is the IPVS interface over the kernel's generic netlink API
-// (github.com/moby/ipvs). It opens its netlink socket on first use (or on
-// Open), so building one touches nothing.
+// Kernel is the IPVS interface over the kernel's generic netlink API, with
+// our own client (netlink.go) that batches writes. It opens its netlink
+// socket on first use (or on Open), so building one touches nothing.
 //
-// moby/ipvs is not safe for concurrent use, so every call holds mu. Its
-// socket has a 3s receive timeout, but its receive loop retries on that
-// timeout forever: a lost reply would hang the caller. So each call runs
-// in a goroutine and, when the deadline passes, the socket is closed (which
-// wakes the blocked receive) and reopened by the next call.
+// One socket serves every call, so calls hold mu. A call that fails on
+// the socket (an I/O error, or its deadline passed while it waited for a
+// reply) closes it: a late reply can then never be taken for the next
+// call's, and the next call opens a fresh socket.
 //
-// moby/ipvs looks up the IPVS netlink family once per process (and runs
-// `modprobe ip_vs` first): the ip_vs module must be loaded before the first
-// call.
+// The ip_vs module must be loaded before the first call: without it the
+// kernel has no IPVS family and every call fails (never an empty table).
 type Kernel struct {
 	// CallTimeout bounds each write; zero means DefaultCallTimeout.
 	CallTimeout time.Duration
 	// DumpTimeout bounds a whole Dump; zero means DefaultDumpTimeout.
 	DumpTimeout time.Duration
 
-	mu sync.Mutex
-	h  *moby.Handle // nil until first use, and after a timed-out call
+	mu     sync.Mutex
+	c      *nlConn       // nil until first use, and after a failed call
+	writes atomic.Uint64 // netlink write requests sent
 }
 
-var _ IPVS = (*Kernel)(nil)
+var (
+	_ IPVS        = (*Kernel)(nil)
+	_ BatchWriter = (*Kernel)(nil)
+)
 
 // NewKernel returns a Kernel that opens nothing until it is used.
 func NewKernel() *Kernel { return &Kernel{} }
@@ -59,276 +55,154 @@ func (k *Kernel) Open() error {
 }
 
 func (k *Kernel) openLocked() error {
-	if k.h != nil {
+	if k.c != nil {
 		return nil
 	}
-	// Without this check a kernel lacking IPVS looks like an empty
-	// table: moby/ipvs logs the missing family and carries on.
-	nh, err := netlink.NewHandle(unix.NETLINK_GENERIC)
+	c, err := dialIPVS()
 	if err != nil {
-		return fmt.Errorf("ipvs: netlink: %w", err)
+		return fmt.Errorf("ipvs: %w", err)
 	}
-	nh.SetSocketTimeout(DefaultCallTimeout)
-	_, err = nh.GenlFamilyGet("IPVS")
-	nh.Close()
-	if err != nil {
-		return fmt.Errorf("ipvs: the kernel has no IPVS (load ip_vs before starting): %w", err)
-	}
-	h, err := moby.New("")
-	if err != nil {
-		return fmt.Errorf("ipvs: open netlink socket: %w", err)
-	}
-	k.h = h
+	k.c = c
 	return nil
 }
+
+// Writes returns how many netlink write requests (adds, updates, deletes)
+// this Kernel has sent, failed ones included: the director logs it per pass
+// so an unchanged reload can be seen to write nothing.
+func (k *Kernel) Writes() uint64 { return k.writes.Load() }
 
 // Close releases the netlink socket. The Kernel may be used again after
 // Close: it reopens on the next call.
 func (k *Kernel) Close() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.h != nil {
-		k.h.Close()
-		k.h = nil
+	if k.c != nil {
+		k.c.close()
+		k.c = nil
 	}
 	return nil
 }
 
-// do runs fn with the handle under the lock, bounded by ctx and CallTimeout.
-func (k *Kernel) do(ctx context.Context, what string, fn func(h *moby.Handle) error) error {
-	timeout := k.CallTimeout
-	if timeout <= 0 {
-		timeout = DefaultCallTimeout
-	}
-	if what == "dump" {
-		timeout = k.DumpTimeout
-		if timeout <= 0 {
-			timeout = DefaultDumpTimeout
-		}
-	}
+// do runs fn with the socket under the lock, bounded by ctx and timeout.
+// When fn reports the socket broken, it is closed.
+func (k *Kernel) do(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, c *nlConn) (broken error)) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("ipvs %s: %w", what, err)
+		return err
 	}
 	if err := k.openLocked(); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-
-	h := k.h
-	done := make(chan error, 1)
-	go func() { done <- fn(h) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			// moby/ipvs returns the kernel's syscall.Errno (== unix.Errno).
-			return fmt.Errorf("ipvs %s: %w", what, err)
-		}
-		return nil
-	case <-ctx.Done():
-		// Closing the socket wakes the blocked receive; wait for the
-		// goroutine so it never uses a handle after we dropped it.
-		h.Close()
-		<-done
-		k.h = nil
-		return fmt.Errorf("ipvs %s: %w", what, ctx.Err())
+	if err := fn(ctx, k.c); err != nil {
+		k.c.close()
+		k.c = nil
+		return err
 	}
+	return nil
 }
 
-// Dump returns every service with its destinations, sorted. It costs one
-// netlink dump for the services plus one per service for its destinations
-// (O(services) round trips; to be optimised for very large tables).
+func (k *Kernel) callTimeout() time.Duration {
+	if k.CallTimeout > 0 {
+		return k.CallTimeout
+	}
+	return DefaultCallTimeout
+}
+
+func (k *Kernel) dumpTimeout() time.Duration {
+	if k.DumpTimeout > 0 {
+		return k.DumpTimeout
+	}
+	return DefaultDumpTimeout
+}
+
+// Dump returns every service with its destinations, sorted: one netlink
+// dump for the services plus one per service for its destinations.
 func (k *Kernel) Dump(ctx context.Context) ([]Entry, error) {
 	var entries []Entry
-	err := k.do(ctx, "dump", func(h *moby.Handle) error {
-		svcs, err := h.GetServices()
-		if err != nil {
-			return err
-		}
-		entries = make([]Entry, 0, len(svcs))
-		for _, ms := range svcs {
-			s, err := fromMobyService(ms)
-			if err != nil {
-				return err
-			}
-			mds, err := h.GetDestinations(ms)
-			if err != nil {
-				// The service may vanish between the two calls.
-				if errors.Is(err, unix.ESRCH) {
-					continue
-				}
-				return fmt.Errorf("destinations of %s: %w", s.ServiceKey, err)
-			}
-			e := Entry{Service: s, Destinations: make([]Destination, 0, len(mds))}
-			for _, md := range mds {
-				d, err := fromMobyDestination(md)
-				if err != nil {
-					return fmt.Errorf("destination of %s: %w", s.ServiceKey, err)
-				}
-				e.Destinations = append(e.Destinations, d)
-			}
-			SortDestinations(e.Destinations)
-			entries = append(entries, e)
-		}
-		return nil
+	err := k.do(ctx, k.dumpTimeout(), func(ctx context.Context, c *nlConn) error {
+		var err error
+		entries, err = c.dumpTable(ctx)
+		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ipvs dump: %w", err)
 	}
 	SortEntries(entries)
 	return entries, nil
 }
 
-func (k *Kernel) AddService(ctx context.Context, s Service) error {
-	return k.do(ctx, "add service "+s.ServiceKey.String(), func(h *moby.Handle) error {
-		return h.NewService(toMobyService(s))
+// WriteBatch applies ws in order in as few round trips as fit (see
+// netlink.go); errs[i] wraps the kernel's errno for ws[i].
+func (k *Kernel) WriteBatch(ctx context.Context, ws []Write) []error {
+	errs := make([]error, len(ws))
+	if len(ws) == 0 {
+		return errs
+	}
+	timeout := min(k.callTimeout()*time.Duration(len(ws)), max(k.dumpTimeout(), k.callTimeout()))
+	err := k.do(ctx, timeout, func(ctx context.Context, c *nlConn) error {
+		k.writes.Add(uint64(len(ws)))
+		var broken error
+		errs, broken = c.writeBatch(ctx, ws)
+		return broken
 	})
+	for i := range errs {
+		if errs[i] == nil && err != nil {
+			errs[i] = err // could not open, or cancelled before sending
+		}
+		if errs[i] != nil {
+			errs[i] = fmt.Errorf("ipvs %s: %w", ws[i], errs[i])
+		}
+	}
+	return errs
+}
+
+func (k *Kernel) write(ctx context.Context, w Write) error {
+	return k.WriteBatch(ctx, []Write{w})[0]
+}
+
+func (k *Kernel) AddService(ctx context.Context, s Service) error {
+	return k.write(ctx, Write{Kind: WriteAddService, Service: s})
 }
 
 func (k *Kernel) UpdateService(ctx context.Context, s Service) error {
-	return k.do(ctx, "update service "+s.ServiceKey.String(), func(h *moby.Handle) error {
-		return h.UpdateService(toMobyService(s))
-	})
+	return k.write(ctx, Write{Kind: WriteUpdateService, Service: s})
 }
 
 func (k *Kernel) DeleteService(ctx context.Context, key ServiceKey) error {
-	return k.do(ctx, "delete service "+key.String(), func(h *moby.Handle) error {
-		return h.DelService(toMobyService(Service{ServiceKey: key}))
-	})
+	return k.write(ctx, Write{Kind: WriteDeleteService, Service: Service{ServiceKey: key}})
 }
 
 func (k *Kernel) AddDestination(ctx context.Context, key ServiceKey, d Destination) error {
-	return k.do(ctx, "add destination "+key.String()+" -> "+d.Key().String(), func(h *moby.Handle) error {
-		return h.NewDestination(toMobyService(Service{ServiceKey: key}), toMobyDestination(d))
-	})
+	return k.write(ctx, Write{Kind: WriteAddDest, Service: Service{ServiceKey: key}, Dest: d})
 }
 
 func (k *Kernel) UpdateDestination(ctx context.Context, key ServiceKey, d Destination) error {
-	return k.do(ctx, "update destination "+key.String()+" -> "+d.Key().String(), func(h *moby.Handle) error {
-		return h.UpdateDestination(toMobyService(Service{ServiceKey: key}), toMobyDestination(d))
-	})
+	return k.write(ctx, Write{Kind: WriteUpdateDest, Service: Service{ServiceKey: key}, Dest: d})
 }
 
 func (k *Kernel) DeleteDestination(ctx context.Context, key ServiceKey, d Destination) error {
-	return k.do(ctx, "delete destination "+key.String()+" -> "+d.Key().String(), func(h *moby.Handle) error {
-		return h.DelDestination(toMobyService(Service{ServiceKey: key}), toMobyDestination(d))
-	})
-}
-
-// toMobyService converts our service. The kernel keeps an IPv4 persistence
-// netmask as the raw bytes of a big-endian mask, and moby/ipvs writes
-// Netmask in host byte order, so an IPv4 mask is converted here; an IPv6
-// netmask is a plain prefix length.
-func toMobyService(s Service) *moby.Service {
-	ms := &moby.Service{
-		AddressFamily: s.Family,
-		FWMark:        s.FWMark,
-		SchedName:     s.Scheduler,
-		Flags:         s.Flags &^ FlagHashed,
-		Timeout:       s.Timeout,
-		Netmask:       s.Netmask,
-	}
-	if s.Family == unix.AF_INET {
-		ms.Netmask = swapMask(s.Netmask)
-	}
-	if s.FWMark == 0 {
-		ms.Protocol = s.Protocol
-		ms.Port = s.Port
-		ms.Address = net.IP(s.Address.AsSlice())
-	}
-	return ms
-}
-
-// swapMask converts between a big-endian mask value and the host-order
-// value whose bytes in memory are that big-endian mask.
-func swapMask(v uint32) uint32 {
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], v)
-	return binary.NativeEndian.Uint32(b[:])
-}
-
-// fromMobyService normalises what the kernel returns so that it compares
-// equal to what we asked for: HASHED is masked, the netmask is in our
-// byte order, fwmark services carry no address, port or protocol.
-func fromMobyService(ms *moby.Service) (Service, error) {
-	s := Service{
-		ServiceKey: ServiceKey{Family: ms.AddressFamily, FWMark: ms.FWMark},
-		Scheduler:  ms.SchedName,
-		Flags:      ms.Flags &^ FlagHashed,
-		Timeout:    ms.Timeout,
-		Netmask:    ms.Netmask,
-	}
-	if s.Family == unix.AF_INET {
-		s.Netmask = swapMask(ms.Netmask)
-	}
-	if ms.FWMark == 0 {
-		a, err := addrOf(ms.Address, ms.AddressFamily)
-		if err != nil {
-			return Service{}, fmt.Errorf("service address: %w", err)
-		}
-		s.Address = a
-		s.Port = ms.Port
-		s.Protocol = ms.Protocol
-	}
-	return s, nil
-}
-
-func toMobyDestination(d Destination) *moby.Destination {
-	fam := uint16(unix.AF_INET)
-	if d.Address.Is6() {
-		fam = unix.AF_INET6
-	}
-	return &moby.Destination{
-		Address:         net.IP(d.Address.AsSlice()),
-		Port:            d.Port,
-		Weight:          d.Weight,
-		ConnectionFlags: uint32(d.Forwarding) & moby.ConnectionFlagFwdMask,
-		AddressFamily:   fam,
-		UpperThreshold:  d.UpperThreshold,
-		LowerThreshold:  d.LowerThreshold,
-	}
-}
-
-func fromMobyDestination(md *moby.Destination) (Destination, error) {
-	a, err := addrOf(md.Address, md.AddressFamily)
-	if err != nil {
-		return Destination{}, err
-	}
-	return Destination{
-		Address:        a,
-		Port:           md.Port,
-		Weight:         md.Weight,
-		Forwarding:     Forwarding(md.ConnectionFlags & moby.ConnectionFlagFwdMask),
-		UpperThreshold: md.UpperThreshold,
-		LowerThreshold: md.LowerThreshold,
-		ActiveConns:    md.ActiveConnections,
-		InactiveConns:  md.InactiveConnections,
-	}, nil
-}
-
-// addrOf converts a kernel address to netip, IPv4 as a 4-byte address so
-// that it compares equal to the parsed config.
-func addrOf(ip net.IP, family uint16) (netip.Addr, error) {
-	a, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return netip.Addr{}, fmt.Errorf("bad address %v", []byte(ip))
-	}
-	if family == unix.AF_INET {
-		a = a.Unmap()
-	}
-	return a, nil
+	return k.write(ctx, Write{Kind: WriteDeleteDest, Service: Service{ServiceKey: key}, Dest: d})
 }
 
 // SortEntries orders entries by service key, the order Dump returns.
 func SortEntries(es []Entry) {
-	sort.Slice(es, func(i, j int) bool { return KeyLess(es[i].Service.ServiceKey, es[j].Service.ServiceKey) })
+	slices.SortFunc(es, func(a, b Entry) int {
+		switch {
+		case KeyLess(a.Service.ServiceKey, b.Service.ServiceKey):
+			return -1
+		case KeyLess(b.Service.ServiceKey, a.Service.ServiceKey):
+			return 1
+		}
+		return 0
+	})
 }
 
 // SortDestinations orders destinations by address and port.
 func SortDestinations(ds []Destination) {
-	sort.Slice(ds, func(i, j int) bool { return ds[i].Key().Compare(ds[j].Key()) < 0 })
+	slices.SortFunc(ds, func(a, b Destination) int { return a.Key().Compare(b.Key()) })
 }
 
 // KeyLess orders service keys: address services before fwmark ones, then

@@ -4,17 +4,46 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"net"
 	"net/netip"
 	"os"
 	"testing"
 
-	moby "github.com/moby/ipvs"
 	"golang.org/x/sys/unix"
 )
 
-// The adapter can only be exercised against a real kernel in the lab; these
-// check the conversions that make a dump compare equal to what we wrote.
+// The client can only be exercised against a real kernel in the lab; these
+// check the encoding and the normalisation that make a dump compare equal
+// to what we wrote.
+
+// nested returns the payload of the first attribute of type typ in b.
+func nested(t *testing.T, b []byte, typ uint16) []byte {
+	t.Helper()
+	var out []byte
+	attrs(b, func(ty uint16, data []byte) {
+		if ty == typ && out == nil {
+			out = data
+		}
+	})
+	if out == nil {
+		t.Fatalf("no attribute %d", typ)
+	}
+	return out
+}
+
+// request encodes w and returns the attributes after the genl header.
+func request(t *testing.T, w Write) []byte {
+	t.Helper()
+	var m msg
+	m.write(42, unix.NLM_F_REQUEST, 7, w)
+	msgs, err := parseMsgs(m.b)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("parse: %v, %d messages", err, len(msgs))
+	}
+	if msgs[0].typ != 42 || msgs[0].seq != 7 {
+		t.Fatalf("header %+v", msgs[0])
+	}
+	return msgs[0].payload[4:]
+}
 
 func TestServiceRoundTrip(t *testing.T) {
 	for _, s := range []Service{
@@ -24,12 +53,8 @@ func TestServiceRoundTrip(t *testing.T) {
 			Scheduler: "sh", Netmask: 64},
 		{ServiceKey: ServiceKey{Family: unix.AF_INET, FWMark: 9}, Scheduler: "rr", Netmask: 0xffffffff},
 	} {
-		ms := toMobyService(s)
-		ms.Flags |= FlagHashed // as the kernel reports it
-		if ms.Address != nil {
-			ms.Address = ms.Address.To16() // as an IPv4 may come back
-		}
-		got, err := fromMobyService(ms)
+		b := request(t, Write{Kind: WriteAddService, Service: s})
+		got, err := parseService(nested(t, b, attrService))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,65 +64,128 @@ func TestServiceRoundTrip(t *testing.T) {
 	}
 }
 
-// The kernel reads the IPv4 netmask attribute as big-endian bytes, and
-// moby/ipvs writes Netmask in host order: the bytes on the wire must be
-// the mask as written in dotted form.
+// The kernel reads the netmask attribute as a __be32: for IPv4 the bytes
+// on the wire must be the mask as written in dotted form.
 func TestNetmaskWireBytes(t *testing.T) {
-	ms := toMobyService(Service{ServiceKey: ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP,
-		Address: netip.MustParseAddr("10.0.0.1"), Port: 80}, Scheduler: "rr", Netmask: 0xffffff00})
-	var wire [4]byte
-	binary.NativeEndian.PutUint32(wire[:], ms.Netmask)
-	if wire != [4]byte{255, 255, 255, 0} {
+	b := request(t, Write{Kind: WriteAddService, Service: Service{ServiceKey: ServiceKey{Family: unix.AF_INET,
+		Protocol: unix.IPPROTO_TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}, Scheduler: "rr", Netmask: 0xffffff00}})
+	wire := nested(t, nested(t, b, attrService), svcAttrNetmask)
+	if [4]byte(wire) != [4]byte{255, 255, 255, 0} {
 		t.Errorf("wire bytes %v, want 255.255.255.0", wire)
 	}
-}
-
-func TestFwmarkNormalised(t *testing.T) {
-	got, err := fromMobyService(&moby.Service{AddressFamily: unix.AF_INET6, FWMark: 3, SchedName: "rr", Netmask: 128, Flags: FlagHashed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := Service{ServiceKey: ServiceKey{Family: unix.AF_INET6, FWMark: 3}, Scheduler: "rr", Netmask: 128}
-	if got != want {
-		t.Errorf("got %+v, want %+v", got, want)
+	port := nested(t, nested(t, b, attrService), svcAttrPort)
+	if binary.BigEndian.Uint16(port) != 80 {
+		t.Errorf("port bytes %v, want network order 80", port)
 	}
 }
 
-func TestDestinationNormalised(t *testing.T) {
-	md := &moby.Destination{
-		Address: net.ParseIP("10.0.1.1"), // 16-byte form
-		Port:    80, Weight: 3, AddressFamily: unix.AF_INET,
-		ConnectionFlags:   uint32(Route) | 0x100, // IP_VS_CONN_F_INACTIVE-like bits above the mask
-		ActiveConnections: 4, InactiveConnections: 5,
-	}
-	got, err := fromMobyDestination(md)
+// What the kernel reports: HASHED set, a 16-byte address, a fwmark
+// service's unused fields.
+func TestKernelReplyNormalised(t *testing.T) {
+	var m msg
+	n := m.nestStart(attrService)
+	m.u16(svcAttrAF, unix.AF_INET)
+	m.u16(svcAttrProtocol, unix.IPPROTO_TCP)
+	m.attr(svcAttrAddr, append([]byte{192, 0, 2, 1}, make([]byte, 12)...))
+	m.be16(svcAttrPort, 443)
+	m.attr(svcAttrSchedName, []byte("wlc\x00"))
+	m.attr(svcAttrFlags, []byte{byte(FlagHashed | FlagPersistent), 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
+	m.u32(svcAttrTimeout, 60)
+	m.attr(svcAttrNetmask, []byte{255, 255, 255, 255})
+	m.nestEnd(n)
+	got, err := parseService(nested(t, m.b, attrService))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Destination{Address: netip.MustParseAddr("10.0.1.1"), Port: 80, Weight: 3, Forwarding: Route, ActiveConns: 4, InactiveConns: 5}
+	want := Service{ServiceKey: ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 443},
+		Scheduler: "wlc", Flags: FlagPersistent, Timeout: 60, Netmask: 0xffffffff}
 	if got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
-	back := toMobyDestination(want)
-	if back.ConnectionFlags != uint32(Route) || back.AddressFamily != unix.AF_INET || !back.Address.Equal(md.Address) {
-		t.Errorf("toMobyDestination = %+v", back)
+
+	m = msg{}
+	n = m.nestStart(attrService)
+	m.u16(svcAttrAF, unix.AF_INET6)
+	m.u32(svcAttrFWMark, 3)
+	m.attr(svcAttrAddr, make([]byte, 16))
+	m.attr(svcAttrSchedName, []byte("rr\x00"))
+	m.attr(svcAttrFlags, []byte{byte(FlagHashed), 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
+	m.u32(svcAttrNetmask, 128)
+	m.nestEnd(n)
+	got, err = parseService(nested(t, m.b, attrService))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = Service{ServiceKey: ServiceKey{Family: unix.AF_INET6, FWMark: 3}, Scheduler: "rr", Netmask: 128}
+	if got != want {
+		t.Errorf("fwmark: got %+v, want %+v", got, want)
+	}
+}
+
+func TestDestinationRoundTrip(t *testing.T) {
+	key := ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}
+	for _, d := range []Destination{
+		{Address: netip.MustParseAddr("10.0.0.2"), Port: 8080, Weight: 100, Forwarding: Masq, UpperThreshold: 2000, LowerThreshold: 1500},
+		{Address: netip.MustParseAddr("2001:db8::2"), Port: 80, Weight: 0, Forwarding: Tunnel},
+	} {
+		b := request(t, Write{Kind: WriteUpdateDest, Service: Service{ServiceKey: key}, Dest: d})
+		if got, err := parseService(nested(t, b, attrService)); err != nil || got.ServiceKey != key {
+			t.Errorf("service key: %+v, %v", got, err)
+		}
+		got, err := parseDest(nested(t, b, attrDest), unix.AF_INET)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(d) {
+			t.Errorf("round trip of %+v gave %+v", d, got)
+		}
+	}
+	// A delete names the destination only.
+	b := request(t, Write{Kind: WriteDeleteDest, Service: Service{ServiceKey: key},
+		Dest: Destination{Address: netip.MustParseAddr("10.0.0.2"), Port: 8080, Weight: 5}})
+	attrs(nested(t, b, attrDest), func(typ uint16, _ []byte) {
+		if typ == destAttrWeight || typ == destAttrFwdMethod {
+			t.Errorf("delete carries attribute %d", typ)
+		}
+	})
+}
+
+// Several messages in one datagram are split, and an NLMSG_ERROR carries
+// the errno.
+func TestParseMsgsAndErrors(t *testing.T) {
+	var m msg
+	for seq := uint32(1); seq <= 3; seq++ {
+		m.write(42, unix.NLM_F_REQUEST, seq, Write{Kind: WriteDeleteService,
+			Service: Service{ServiceKey: ServiceKey{Family: unix.AF_INET, FWMark: seq}}})
+	}
+	msgs, err := parseMsgs(m.b)
+	if err != nil || len(msgs) != 3 || msgs[2].seq != 3 {
+		t.Fatalf("parse: %v, %+v", err, msgs)
+	}
+	payload := make([]byte, 4)
+	e := int32(-int32(unix.EEXIST))
+	binary.NativeEndian.PutUint32(payload, uint32(e))
+	if err := errnoOf(nlMsg{typ: unix.NLMSG_ERROR, payload: payload}); !errors.Is(err, unix.EEXIST) {
+		t.Errorf("errno: %v", err)
+	}
+	if err := errnoOf(nlMsg{typ: unix.NLMSG_ERROR, payload: make([]byte, 4)}); err != nil {
+		t.Errorf("ack read as %v", err)
 	}
 }
 
 // A Kernel is built without opening anything.
 func TestNewKernelOpensNothing(t *testing.T) {
 	k := NewKernel()
-	if k.h != nil {
-		t.Fatal("NewKernel opened a handle")
+	if k.c != nil {
+		t.Fatal("NewKernel opened a socket")
 	}
 	if err := k.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// A kernel without IPVS must be an error, never an empty table (moby/ipvs
-// alone would report no services). Where IPVS exists (the lab), a dump
-// must work.
+// A kernel without IPVS must be an error, never an empty table. Where
+// IPVS exists (the lab), a dump must work.
 func TestKernelWithoutIPVSIsAnError(t *testing.T) {
 	k := NewKernel()
 	defer k.Close()
@@ -113,5 +201,9 @@ func TestKernelWithoutIPVSIsAnError(t *testing.T) {
 	}
 	if !errors.Is(err, unix.ENOENT) {
 		t.Errorf("error %v does not wrap the errno", err)
+	}
+	if errs := k.WriteBatch(context.Background(), []Write{{Kind: WriteDeleteService,
+		Service: Service{ServiceKey: ServiceKey{Family: unix.AF_INET, FWMark: 1}}}}); !errors.Is(errs[0], unix.ENOENT) {
+		t.Errorf("write without IPVS: %v", errs[0])
 	}
 }
