@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,7 +31,8 @@ const (
 // so the raw figures come back over the console between markers).
 func cmdBench(args []string) int {
 	fs := flag.NewFlagSet("lab bench", flag.ContinueOnError)
-	sizes := fs.String("sizes", "100,1000,5000", "comma-separated numbers of services")
+	sizes := fs.String("sizes", "100,1000,5000", "comma-separated numbers of services (10000 takes about 5 more minutes)")
+	rounds := fs.Int("rounds", 2, "measure each size this many times, keeping the best times")
 	timeout := fs.Duration("timeout", 45*time.Minute, "kill the guest after this long")
 	forceVM := fs.Bool("vm", false, "boot the guest even if the host kernel has IPVS")
 	cpus := fs.Int("cpus", 0, "guest CPUs (default 1)")
@@ -46,14 +48,14 @@ func cmdBench(args []string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := runBench(ctx, log, *sizes, *save, lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log}); err != nil {
+	if err := runBench(ctx, log, *sizes, *rounds, *save, lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log}); err != nil {
 		fmt.Fprintf(os.Stderr, "lab bench: FAILED: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func runBench(ctx context.Context, log *slog.Logger, sizes string, save bool, opts lab.Options) error {
+func runBench(ctx context.Context, log *slog.Logger, sizes string, rounds int, save bool, opts lab.Options) error {
 	root, err := moduleRoot()
 	if err != nil {
 		return err
@@ -74,7 +76,7 @@ func runBench(ctx context.Context, log *slog.Logger, sizes string, save bool, op
 	opts.Dir = root
 	opts.Stdout = io.MultiWriter(&out, &rawFilter{w: os.Stdout})
 	opts.Command = []string{filepath.Join(bin, "benchguest"), "-director", filepath.Join(bin, "director"),
-		"-sizes", sizes, "-out", "-"}
+		"-sizes", sizes, "-rounds", strconv.Itoa(rounds), "-out", "-"}
 	start := time.Now()
 	code, err := lab.Run(ctx, opts)
 	if err != nil {
@@ -88,7 +90,7 @@ func runBench(ctx context.Context, log *slog.Logger, sizes string, save bool, op
 			return err
 		}
 		name := filepath.Join(dir, time.Now().UTC().Format("2006-01-02T1504Z")+".txt")
-		content := "# make bench, sizes " + sizes + ", one guest boot; read the ratios, not the times\n" +
+		content := "# make bench, sizes " + sizes + ", best of " + strconv.Itoa(rounds) + " rounds, one guest boot; read the ratios, not the times\n" +
 			report + "\n# raw (JSON, durations in ns)\n" + raw
 		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
 			return err

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,25 +39,30 @@ type Options struct {
 	Progress io.Writer
 	// Reloads is how many unchanged SIGHUPs to time; default 3.
 	Reloads int
+	// Rounds is how many times each size is measured, keeping the best
+	// time of each figure; default 1.
+	Rounds int
 }
 
 // Result is one size's figures. Durations are wall time in this kernel.
 type Result struct {
 	Services, Backends int
+	Rounds             int // measured this many times; the best time of each is kept
 
 	IpvsadmRestore  time.Duration // ipvsadm -R of the whole table
 	IpvsadmRSSKB    int64
-	KeepalivedCold  time.Duration // start until /proc/net/ip_vs is full
+	KeepalivedCold  time.Duration // start until the kernel holds the whole table
 	KeepalivedRSSKB int64         // parent + checker child
 
-	Cold         time.Duration // director start until /proc/net/ip_vs is full
+	Cold         time.Duration // director start until the kernel holds the whole table
 	ColdPass     time.Duration // the director's own first pass (dump, plan, apply)
 	ColdWrites   uint64
 	Change       time.Duration // SIGHUP with one weight changed until the kernel shows it
 	ChangeWrites uint64
 	ChangePass   time.Duration
 	Unchanged    []uint64      // writes of each unchanged SIGHUP's pass
-	NoopPass     time.Duration // median of the unchanged passes (dump + diff)
+	ReloadPass   time.Duration // median of the unchanged reloads' first passes (they overlap the reload's own work)
+	NoopPass     time.Duration // median no-op resync pass (dump + diff) over the director's table, nothing else running
 	NoopDump     time.Duration // the dump part of that pass
 	RSSKB        int64         // director's peak RSS
 }
@@ -70,6 +76,9 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	if opts.Reloads <= 0 {
 		opts.Reloads = 3
 	}
+	if opts.Rounds <= 0 {
+		opts.Rounds = 1
+	}
 	if opts.Progress == nil {
 		opts.Progress = io.Discard
 	}
@@ -79,48 +88,115 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	if err := os.MkdirAll(opts.Work, 0o755); err != nil {
 		return nil, err
 	}
-	if err := setupIface(ctx); err != nil {
-		return nil, err
+	steps := []step{
+		{"ipvsadm -R", measureIpvsadm},
+		{"keepalived", measureKeepalived},
+		{"director", measureDirector},
 	}
 	var out []Result
 	for _, n := range opts.Sizes {
-		r := Result{Services: n, Backends: opts.Backends}
-		steps := []struct {
-			name string
-			fn   func(context.Context, Options, *Result) error
-		}{
-			{"ipvsadm -R", measureIpvsadm},
-			{"keepalived", measureKeepalived},
-			{"director", measureDirector},
-		}
-		for _, s := range steps {
-			fmt.Fprintf(opts.Progress, "bench: %d services: %s\n", n, s.name)
-			if err := clearTable(ctx); err != nil {
-				return out, err
+		var best Result
+		for round := range opts.Rounds {
+			r := Result{Services: n, Backends: opts.Backends, Rounds: 1}
+			// Alternate the order so that a slow patch of the host
+			// does not always fall on the same contender.
+			order := slices.Clone(steps)
+			if round%2 == 1 {
+				slices.Reverse(order)
 			}
-			if err := s.fn(ctx, opts, &r); err != nil {
-				return out, fmt.Errorf("%d services: %s: %w", n, s.name, err)
+			for i, s := range order {
+				fmt.Fprintf(opts.Progress, "bench: %d services, round %d: %s\n", n, round+1, s.name)
+				ns, err := newNetns(ctx, fmt.Sprintf("golvsb-%d-%d-%d", n, round, i))
+				if err != nil {
+					return out, err
+				}
+				err = s.fn(ctx, opts, ns, &r)
+				if derr := ns.remove(ctx); err == nil {
+					err = derr
+				}
+				if err != nil {
+					return out, fmt.Errorf("%d services: %s: %w", n, s.name, err)
+				}
+			}
+			if round == 0 {
+				best = r
+			} else {
+				best = merge(best, r)
 			}
 		}
-		if err := clearTable(ctx); err != nil {
-			return out, err
-		}
-		out = append(out, r)
+		out = append(out, best)
 	}
 	return out, nil
 }
 
-func setupIface(ctx context.Context) error {
-	if _, err := os.Stat("/sys/class/net/" + benchIface); err == nil {
-		return nil
-	}
-	for _, args := range [][]string{
-		{"ip", "link", "add", benchIface, "type", "dummy"},
-		{"ip", "link", "set", benchIface, "up"},
+// step is one contender's measurement.
+type step struct {
+	name string
+	fn   func(context.Context, Options, netns, *Result) error
+}
+
+// merge keeps the best (smallest) time of two rounds: other work on the
+// host only ever adds time. Write counts of every round are kept (each
+// round must show the same); peak RSS is the larger.
+func merge(a, b Result) Result {
+	m := a
+	for _, f := range []struct {
+		dst *time.Duration
+		v   time.Duration
+	}{
+		{&m.IpvsadmRestore, b.IpvsadmRestore}, {&m.KeepalivedCold, b.KeepalivedCold},
+		{&m.Cold, b.Cold}, {&m.ColdPass, b.ColdPass}, {&m.Change, b.Change},
+		{&m.ChangePass, b.ChangePass},
 	} {
-		if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%v: %w: %s", args, err, out)
-		}
+		*f.dst = min(*f.dst, f.v)
+	}
+	m.ReloadPass = min(m.ReloadPass, b.ReloadPass)
+	if b.NoopPass < m.NoopPass {
+		m.NoopPass, m.NoopDump = b.NoopPass, b.NoopDump
+	}
+	m.ColdWrites = max(a.ColdWrites, b.ColdWrites)
+	m.ChangeWrites = max(a.ChangeWrites, b.ChangeWrites)
+	m.Unchanged = append(slices.Clone(a.Unchanged), b.Unchanged...)
+	m.IpvsadmRSSKB = max(a.IpvsadmRSSKB, b.IpvsadmRSSKB)
+	m.KeepalivedRSSKB = max(a.KeepalivedRSSKB, b.KeepalivedRSSKB)
+	m.RSSKB = max(a.RSSKB, b.RSSKB)
+	m.Rounds = a.Rounds + b.Rounds
+	return m
+}
+
+// netns is a network namespace of its own for one contender. Each starts
+// from a kernel IPVS table nobody has used: a flushed table is not clean,
+// since the kernel keeps deleted real servers in a per-namespace trash
+// list for minutes and every new real server is first looked up in it, so
+// whoever came after a flush of N services would pay O(N) per add.
+type netns struct{ name string }
+
+func newNetns(ctx context.Context, name string) (netns, error) {
+	ns := netns{name: name}
+	if err := run(ctx, "ip", "netns", "add", name); err != nil {
+		return ns, err
+	}
+	return ns, run(ctx, "ip", "-n", name, "link", "set", "lo", "up")
+}
+
+// path is the namespace's file, for netlink handles opened in it.
+func (ns netns) path() string { return "/run/netns/" + ns.name }
+
+// command runs a program inside the namespace.
+func (ns netns) command(ctx context.Context, prog string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns.name, prog}, args...)...)
+}
+
+// remove empties the namespace's table (so the kernel's clean-up of the
+// namespace has little left to do) and deletes it.
+func (ns netns) remove(ctx context.Context) error {
+	return errors.Join(run(ctx, "ip", "netns", "exec", ns.name, "ipvsadm", "-C"),
+		run(ctx, "ip", "netns", "del", ns.name))
+}
+
+func run(ctx context.Context, args ...string) error {
+	if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
+		return fmt.Errorf("%v: %w: %s", args, err, out)
 	}
 	return nil
 }
@@ -131,17 +207,18 @@ func clearTable(ctx context.Context) error {
 	if out, err := exec.CommandContext(ctx, "ipvsadm", "-C").CombinedOutput(); err != nil {
 		return fmt.Errorf("ipvsadm -C: %w: %s", err, out)
 	}
-	s, d, err := countTable()
+	s, d, err := countTable("/proc/net/ip_vs")
 	if err == nil && s+d != 0 {
 		err = fmt.Errorf("table not empty after ipvsadm -C: %d services, %d real servers", s, d)
 	}
 	return err
 }
 
-// countTable counts services and real servers in /proc/net/ip_vs: the
-// same witness for every contender.
-func countTable() (services, dests int, err error) {
-	data, err := os.ReadFile("/proc/net/ip_vs")
+// countTable counts services and real servers in an ip_vs proc file
+// (/proc/PID/net/ip_vs is the table of PID's namespace): the same witness
+// for every contender.
+func countTable(file string) (services, dests int, err error) {
+	data, err := os.ReadFile(file)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -158,17 +235,30 @@ func countTable() (services, dests int, err error) {
 	return services, dests, nil
 }
 
-// waitFull polls /proc/net/ip_vs until it holds the whole table and
-// returns the time since start when it first did.
-func waitFull(ctx context.Context, start time.Time, n, backends int, exited <-chan error) (time.Duration, error) {
+// waitFull waits until the kernel holds the whole table and returns the
+// time since start when it first did. Every contender programs services
+// in port order, so the cheap witness is the last service's destinations
+// (one netlink request per poll, so that watching costs the one guest CPU
+// almost nothing); /proc/net/ip_vs then confirms the whole table.
+func waitFull(ctx context.Context, ns netns, pid int, start time.Time, n, backends int, exited <-chan error) (time.Duration, error) {
+	h, err := moby.New(ns.path())
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	last := &moby.Service{AddressFamily: unix.AF_INET, Protocol: unix.IPPROTO_TCP,
+		Address: []byte{192, 0, 2, 1}, Port: uint16(port(n - 1))}
 	deadline := time.After(10 * time.Minute)
+	s, d := 0, 0
 	for {
-		s, d, err := countTable()
-		if err != nil {
-			return 0, err
-		}
-		if s == n && d == n*backends {
-			return time.Since(start), nil
+		if ds, err := h.GetDestinations(last); err == nil && len(ds) == backends {
+			at := time.Since(start)
+			if s, d, err = countTable(fmt.Sprintf("/proc/%d/net/ip_vs", pid)); err != nil {
+				return 0, err
+			}
+			if s == n && d == n*backends {
+				return at, nil
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -176,15 +266,15 @@ func waitFull(ctx context.Context, start time.Time, n, backends int, exited <-ch
 		case <-deadline:
 			return 0, fmt.Errorf("table never filled: %d/%d services, %d/%d real servers", s, n, d, n*backends)
 		case err := <-exited:
-			return 0, fmt.Errorf("exited before the table was full (%d/%d real servers): %v", d, n*backends, err)
-		case <-time.After(10 * time.Millisecond):
+			return 0, fmt.Errorf("exited before the table was full: %v", err)
+		case <-time.After(2 * time.Millisecond):
 		}
 	}
 }
 
-func measureIpvsadm(ctx context.Context, opts Options, r *Result) error {
+func measureIpvsadm(ctx context.Context, opts Options, ns netns, r *Result) error {
 	rules := ipvsadmRules(r.Services, r.Backends)
-	cmd := exec.CommandContext(ctx, "ipvsadm", "-R")
+	cmd := ns.command(ctx, "ipvsadm", "-R")
 	cmd.Stdin = bytes.NewReader(rules)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -197,14 +287,23 @@ func measureIpvsadm(ctx context.Context, opts Options, r *Result) error {
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.IpvsadmRSSKB = ru.Maxrss
 	}
-	s, d, err := countTable()
+	// A process in the namespace reads its table for us.
+	list, err := ns.command(ctx, "cat", "/proc/net/ip_vs").Output()
+	if err != nil {
+		return fmt.Errorf("reading the table: %w", err)
+	}
+	f := filepath.Join(opts.Work, "ipvsadm-table")
+	if err := os.WriteFile(f, list, 0o644); err != nil {
+		return err
+	}
+	s, d, err := countTable(f)
 	if err == nil && (s != r.Services || d != r.Services*r.Backends) {
 		err = fmt.Errorf("after ipvsadm -R: %d services, %d real servers", s, d)
 	}
 	return err
 }
 
-func measureKeepalived(ctx context.Context, opts Options, r *Result) error {
+func measureKeepalived(ctx context.Context, opts Options, ns netns, r *Result) error {
 	dir := filepath.Join(opts.Work, "keepalived")
 	os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -221,7 +320,7 @@ func measureKeepalived(ctx context.Context, opts Options, r *Result) error {
 	defer logf.Close()
 	// -C: the checker (IPVS) process only, as an LVS-only keepalived runs;
 	// -n: the parent stays in the foreground so we can wait for it.
-	cmd := exec.CommandContext(ctx, "keepalived", "-n", "-C", "-l", "-f", conf,
+	cmd := ns.command(ctx, "keepalived", "-n", "-C", "-f", conf,
 		"-p", filepath.Join(dir, "keepalived.pid"), "-c", filepath.Join(dir, "checkers.pid"),
 		"-r", filepath.Join(dir, "vrrp.pid"))
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -231,7 +330,7 @@ func measureKeepalived(ctx context.Context, opts Options, r *Result) error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	r.KeepalivedCold, err = waitFull(ctx, start, r.Services, r.Backends, exited)
+	r.KeepalivedCold, err = waitFull(ctx, ns, cmd.Process.Pid, start, r.Services, r.Backends, exited)
 	if err == nil {
 		r.KeepalivedRSSKB = peakRSS(cmd.Process.Pid)
 		if b, rerr := os.ReadFile(filepath.Join(dir, "checkers.pid")); rerr == nil {
@@ -318,21 +417,21 @@ func passes(log []byte) []passLine {
 	return out
 }
 
-// director is a running `director run`.
-type director struct {
+// runningDirector is a running `director run`.
+type runningDirector struct {
 	cmd     *exec.Cmd
 	logPath string
 	exited  chan error
 }
 
-func (d *director) passes() []passLine {
+func (d *runningDirector) passes() []passLine {
 	b, _ := os.ReadFile(d.logPath)
 	return passes(b)
 }
 
 // waitPass waits until the log holds more than n pass lines and returns
 // line n.
-func (d *director) waitPass(ctx context.Context, n int) (passLine, error) {
+func (d *runningDirector) waitPass(ctx context.Context, n int) (passLine, error) {
 	deadline := time.After(10 * time.Minute)
 	for {
 		if ps := d.passes(); len(ps) > n {
@@ -350,7 +449,7 @@ func (d *director) waitPass(ctx context.Context, n int) (passLine, error) {
 	}
 }
 
-func measureDirector(ctx context.Context, opts Options, r *Result) error {
+func measureDirector(ctx context.Context, opts Options, ns netns, r *Result) error {
 	dir := filepath.Join(opts.Work, "director")
 	os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -366,15 +465,24 @@ func measureDirector(ctx context.Context, opts Options, r *Result) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.CommandContext(ctx, opts.Director, "run", "-config", conf, "--log-level", "debug")
+	if err := run(ctx, "ip", "-n", ns.name, "link", "add", benchIface, "type", "dummy"); err != nil {
+		return err
+	}
+	if err := run(ctx, "ip", "-n", ns.name, "link", "set", benchIface, "up"); err != nil {
+		return err
+	}
+	cmd := ns.command(ctx, opts.Director, "run", "-config", conf, "--log-level", "info")
 	cmd.Stdout, cmd.Stderr = logf, logf
-	d := &director{cmd: cmd, logPath: logPath, exited: make(chan error, 1)}
+	d := &runningDirector{cmd: cmd, logPath: logPath, exited: make(chan error, 1)}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	go func() { d.exited <- cmd.Wait() }()
 	defer func() {
+		if cmd.ProcessState != nil {
+			return
+		}
 		cmd.Process.Signal(unix.SIGTERM)
 		select {
 		case <-d.exited:
@@ -382,17 +490,20 @@ func measureDirector(ctx context.Context, opts Options, r *Result) error {
 			cmd.Process.Kill()
 		}
 	}()
-	err = measureDirectorRunning(ctx, opts, r, d, conf, start)
+	err = measureDirectorRunning(ctx, opts, ns, r, d, conf, start)
 	if err != nil {
 		log, _ := os.ReadFile(logPath)
 		return fmt.Errorf("%w\ndirector log tail:\n%s", err, tail(log, 20))
 	}
-	return nil
+	// SIGTERM leaves the table in place: time resync passes over it.
+	cmd.Process.Signal(unix.SIGTERM)
+	<-d.exited
+	return measureResync(ctx, opts, ns, r, conf)
 }
 
-func measureDirectorRunning(ctx context.Context, opts Options, r *Result, d *director, conf string, start time.Time) error {
+func measureDirectorRunning(ctx context.Context, opts Options, ns netns, r *Result, d *runningDirector, conf string, start time.Time) error {
 	var err error
-	if r.Cold, err = waitFull(ctx, start, r.Services, r.Backends, d.exited); err != nil {
+	if r.Cold, err = waitFull(ctx, ns, d.cmd.Process.Pid, start, r.Services, r.Backends, d.exited); err != nil {
 		return err
 	}
 	p, err := d.waitPass(ctx, 0)
@@ -402,27 +513,38 @@ func measureDirectorRunning(ctx context.Context, opts Options, r *Result, d *dir
 	r.ColdPass, r.ColdWrites = p.took, p.writes
 	seen := 1
 
-	// Unchanged reloads: the same file again.
+	// Unchanged reloads: the same file again. Each reload's window is
+	// every pass logged from its signal to the next one (a reload may
+	// cause more than one pass); its no-op time is its first pass.
 	var noop []passLine
+	bounds := []int{seen}
 	for range opts.Reloads {
 		d.cmd.Process.Signal(unix.SIGHUP)
-		p, err := d.waitPass(ctx, seen)
+		p, err := d.waitPass(ctx, bounds[len(bounds)-1])
 		if err != nil {
 			return err
 		}
-		seen++
-		r.Unchanged = append(r.Unchanged, p.writes)
 		noop = append(noop, p)
+		bounds = append(bounds, len(d.passes()))
 	}
+	all := d.passes()
+	for k := 0; k+1 < len(bounds); k++ {
+		var w uint64
+		for _, p := range all[bounds[k]:bounds[k+1]] {
+			w += p.writes
+		}
+		r.Unchanged = append(r.Unchanged, w)
+	}
+	seen = bounds[len(bounds)-1]
 	sort.Slice(noop, func(i, j int) bool { return noop[i].took < noop[j].took })
-	r.NoopPass, r.NoopDump = noop[len(noop)/2].took, noop[len(noop)/2].dump
+	r.ReloadPass = noop[len(noop)/2].took
 
 	// One backend's weight changes.
 	changed := r.Services / 2
 	if err := os.WriteFile(conf, topology(filepath.Dir(conf), r.Services, r.Backends, changed), 0o644); err != nil {
 		return err
 	}
-	h, err := moby.New("")
+	h, err := moby.New(ns.path())
 	if err != nil {
 		return err
 	}
@@ -445,10 +567,17 @@ func measureDirectorRunning(ctx context.Context, opts Options, r *Result, d *dir
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if p, err = d.waitPass(ctx, seen); err != nil {
-		return err
+	// The pass that made the change, and every write since the signal.
+	for k := seen; ; k++ {
+		if p, err = d.waitPass(ctx, k); err != nil {
+			return err
+		}
+		r.ChangeWrites += p.writes
+		if p.ops > 0 {
+			r.ChangePass = p.took
+			break
+		}
 	}
-	r.ChangePass, r.ChangeWrites = p.took, p.writes
 	r.RSSKB = peakRSS(d.cmd.Process.Pid)
 	return nil
 }

@@ -45,3 +45,20 @@ func BenchmarkLoad5000(b *testing.B) {
 		}
 	}
 }
+
+// Rounds merge to the best time of each figure and keep every round's
+// write counts.
+func TestMergeKeepsBest(t *testing.T) {
+	a := Result{Services: 10, Rounds: 1, Cold: 5, KeepalivedCold: 2, NoopPass: 9, NoopDump: 8, Unchanged: []uint64{0}, ChangeWrites: 1, RSSKB: 100}
+	b := Result{Services: 10, Rounds: 1, Cold: 3, KeepalivedCold: 4, NoopPass: 7, NoopDump: 1, Unchanged: []uint64{2}, ChangeWrites: 1, RSSKB: 50}
+	m := merge(a, b)
+	if m.Cold != 3 || m.KeepalivedCold != 2 || m.NoopPass != 7 || m.NoopDump != 1 || m.RSSKB != 100 || m.Rounds != 2 {
+		t.Errorf("merged %+v", m)
+	}
+	if len(m.Unchanged) != 2 || m.Unchanged[1] != 2 {
+		t.Errorf("unchanged writes %v, want both rounds'", m.Unchanged)
+	}
+	if len(a.Unchanged) != 1 {
+		t.Error("merge changed its input")
+	}
+}

@@ -20,7 +20,7 @@ func Ratio(a, b time.Duration) float64 {
 // kernel (under emulation in the lab), so read the ratios.
 func Table(w io.Writer, rs []Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "services\tipvsadm -R\tkeepalived\tdirector cold\t/keepalived\t/ipvsadm\tchange\t(writes)\t/cold\tunchanged writes\tno-op pass\t/cold\tRSS KiB (ours/ka/ipvsadm)\t")
+	fmt.Fprintln(tw, "services\tipvsadm -R\tkeepalived\tdirector cold\t/keepalived\t/ipvsadm\tchange\t(writes)\t/cold\tunchanged writes\tno-op resync\t/cold\tRSS KiB (ours/ka/ipvsadm)\t")
 	for _, r := range rs {
 		fmt.Fprintf(tw, "%d x %d\t%s\t%s\t%s\t%.2fx\t%.2fx\t%s\t%d\t%.2f%%\t%v\t%s\t%.1f%%\t%d/%d/%d\t\n",
 			r.Services, r.Backends,
@@ -80,7 +80,7 @@ func Verdicts(rs []Result) []string {
 			line(Ratio(r.Change, r.Cold) < 0.01, "%d: change %.2f%% of cold (want < 1%%)", n, 100*Ratio(r.Change, r.Cold))
 		}
 		if n >= 5000 {
-			line(Ratio(r.NoopPass, r.Cold) < 0.10, "%d: no-op pass %.1f%% of cold (want < 10%%)", n, 100*Ratio(r.NoopPass, r.Cold))
+			line(Ratio(r.NoopPass, r.Cold) < 0.10, "%d: no-op resync pass %.1f%% of cold (want < 10%%)", n, 100*Ratio(r.NoopPass, r.Cold))
 		}
 	}
 	return out

@@ -3,14 +3,16 @@
 // director on the same table, prints the table and writes the raw figures.
 // `go run ./cmd/lab bench` (make bench) builds and boots it.
 //
-//	benchguest -director bin/director [-sizes 100,1000,5000] [-backends 4] [-out FILE|-]
+//	benchguest -director bin/director [-sizes 100,1000,5000] [-backends 4] [-rounds 2] [-out FILE|-]
 //
 // With -out - the raw figures go to stdout between marker lines, for a host
 // that cannot see the guest's files.
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"os"
@@ -38,11 +40,13 @@ func main() {
 func run(ctx context.Context) int {
 	sizes := flag.String("sizes", "100,1000,5000", "comma-separated numbers of services")
 	backends := flag.Int("backends", 4, "NAT real servers per service")
+	rounds := flag.Int("rounds", 2, "measure each size this many times and keep the best times")
 	dirBin := flag.String("director", "", "the director binary (required)")
 	work := flag.String("work", "/var/tmp/golvs-bench", "scratch directory")
 	out := flag.String("out", "-", "raw figures: a file, or - for stdout between markers")
+	probe := flag.Bool("probe", false, "time the director's parts in-process instead")
 	flag.Parse()
-	if *dirBin == "" {
+	if *dirBin == "" && !*probe {
 		fmt.Fprintln(os.Stderr, "benchguest: -director is required")
 		return 2
 	}
@@ -55,7 +59,18 @@ func run(ctx context.Context) int {
 		}
 		ns = append(ns, n)
 	}
-	rs, err := bench.Run(ctx, bench.Options{Sizes: ns, Backends: *backends, Director: *dirBin, Work: *work, Progress: os.Stderr})
+	if *probe {
+		var prof bytes.Buffer
+		for _, n := range ns {
+			if err := bench.Probe(ctx, os.Stdout, &prof, *work, n, *backends); err != nil {
+				fmt.Fprintf(os.Stderr, "benchguest: probe: %v\n", err)
+				return 1
+			}
+		}
+		fmt.Println("PROFILE " + base64.StdEncoding.EncodeToString(prof.Bytes()))
+		return 0
+	}
+	rs, err := bench.Run(ctx, bench.Options{Sizes: ns, Backends: *backends, Director: *dirBin, Work: *work, Progress: os.Stderr, Rounds: *rounds})
 	if len(rs) > 0 {
 		if werr := writeRaw(*out, rs); werr != nil {
 			fmt.Fprintf(os.Stderr, "benchguest: %v\n", werr)

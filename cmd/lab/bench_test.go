@@ -1,0 +1,30 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// The raw block goes to the results file, not the console, and the
+// table after it is kept for both.
+func TestBenchRawSplit(t *testing.T) {
+	out := "bench: 100 services: ipvsadm -R\n" + benchRawBegin + "\n{\"Services\":100}\n" + benchRawEnd + "\n\n  services ...\nok   100: ...\n"
+	raw, report := splitRaw(out)
+	if raw != "{\"Services\":100}\n" {
+		t.Errorf("raw %q", raw)
+	}
+	if report != "\n  services ...\nok   100: ...\n" {
+		t.Errorf("report %q", report)
+	}
+	var console strings.Builder
+	f := &rawFilter{w: &console}
+	for _, line := range strings.SplitAfter(out, "\n") {
+		f.Write([]byte(line))
+	}
+	if strings.Contains(console.String(), "Services") || !strings.Contains(console.String(), "ok   100") {
+		t.Errorf("console got %q", console.String())
+	}
+	if raw, _ := splitRaw("no markers\n"); raw != "" {
+		t.Errorf("raw without markers: %q", raw)
+	}
+}

@@ -1,0 +1,99 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"time"
+
+	"github.com/golvs/golvs/config"
+	"github.com/golvs/golvs/director"
+	"github.com/golvs/golvs/director/ipvs"
+)
+
+// Probe times the director's parts one by one in this process at n
+// services (config load, plan, one batched write of the table, a dump,
+// then two reconciler passes), to show where a pass's time goes; with
+// prof non-nil the passes are CPU-profiled into it. It flushes the table.
+func Probe(ctx context.Context, w io.Writer, prof io.Writer, work string, n, backends int) error {
+	if err := clearTable(ctx); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	p := filepath.Join(work, "probe.toml")
+	if err := os.WriteFile(p, topology(work, n, backends, -1), 0o644); err != nil {
+		return err
+	}
+	t := time.Now()
+	topo, err := config.Load(p)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "probe %d: config.Load %s\n", n, time.Since(t))
+	k := ipvs.NewKernel()
+	defer k.Close()
+	t = time.Now()
+	actual, err := k.Dump(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "probe %d: empty dump %s\n", n, time.Since(t))
+	t = time.Now()
+	desired := director.Desired(topo, nil)
+	ops := director.Plan(desired, actual, func(ipvs.ServiceKey) bool { return true })
+	fmt.Fprintf(w, "probe %d: desired+plan %s (%d ops)\n", n, time.Since(t), len(ops))
+	// From empty, the plan is only adds.
+	ws := make([]ipvs.Write, len(ops))
+	for i, op := range ops {
+		kind := ipvs.WriteAddService
+		if op.Kind == director.AddDest {
+			kind = ipvs.WriteAddDest
+		} else if op.Kind != director.AddService {
+			return fmt.Errorf("probe: unexpected op %s from an empty table", op)
+		}
+		ws[i] = ipvs.Write{Kind: kind, Service: op.Service, Dest: op.Dest}
+	}
+	t = time.Now()
+	for i, err := range k.WriteBatch(ctx, ws) {
+		if err != nil {
+			return fmt.Errorf("write %d: %w", i, err)
+		}
+	}
+	fmt.Fprintf(w, "probe %d: batch write %s\n", n, time.Since(t))
+	t = time.Now()
+	actual, err = k.Dump(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "probe %d: full dump %s (%d services)\n", n, time.Since(t), len(actual))
+	t = time.Now()
+	ops = director.Plan(desired, actual, func(ipvs.ServiceKey) bool { return true })
+	fmt.Fprintf(w, "probe %d: no-op plan %s (%d ops)\n", n, time.Since(t), len(ops))
+	t = time.Now()
+	countTable("/proc/net/ip_vs")
+	fmt.Fprintf(w, "probe %d: read /proc/net/ip_vs %s\n", n, time.Since(t))
+	if err := clearTable(ctx); err != nil {
+		return err
+	}
+	os.Remove(filepath.Join(work, "director.state"))
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rec := director.NewReconciler(director.Options{Kernel: k, Logger: log}, topo)
+	if prof != nil {
+		pprof.StartCPUProfile(prof)
+		defer pprof.StopCPUProfile()
+	}
+	for range 2 {
+		t = time.Now()
+		if err := rec.Sync(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "probe %d: reconciler pass %s\n", n, time.Since(t))
+	}
+	return clearTable(ctx)
+}
