@@ -44,7 +44,7 @@ func Parse(name string, src []byte) (*Topology, error) {
 		}
 		return nil, Errors{{File: name, Line: 1, Col: 1, Msg: err.Error()}}
 	}
-	d := &decoder{file: name, pos: indexPositions(src)}
+	d := &decoder{file: name, src: src}
 	topo := d.topology(raw)
 	topo.Path = name
 	if len(d.errs) > 0 {

@@ -357,7 +357,13 @@ func (m *Monitor) observe(k key, r *run, res check.Result) {
 func (m *Monitor) logTransition(tr transition) {
 	k, before, after := tr.key, tr.before, tr.after
 	if before.Up != after.Up || before.Checked != after.Checked {
-		m.log.Info("backend health changed", "service", k.service, "backend", k.backend,
+		level := slog.LevelInfo
+		if !before.Checked && after.Reason == ReasonNoCheck {
+			// Not a health event: a backend without a check is up from the
+			// start, and 20,000 such lines cost a large start real time.
+			level = slog.LevelDebug
+		}
+		m.log.Log(context.Background(), level, "backend health changed", "service", k.service, "backend", k.backend,
 			"from", upDown(before), "to", upDown(after), "reason", after.Reason)
 		return
 	}
