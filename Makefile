@@ -7,7 +7,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 GO ?= go
 BIN := $(CURDIR)/bin
 
-.PHONY: all build test unit lab-test demo bench bench-scale bench-health bench-failover go-check clean fmt vet
+.PHONY: prereqs all build test unit lab-test demo bench bench-scale bench-health bench-failover go-check clean fmt vet
 
 all: build
 
@@ -31,7 +31,12 @@ vet: go-check
 # real IPVS kernel. The lab fails loudly when it cannot run: it never skips.
 test: unit lab-test
 
-unit: vet
+# Debian packages the tests use (qemu, ipvsadm, keepalived, tcpdump, ...):
+# installed when missing, as root; otherwise named in a loud failure.
+prereqs: go-check
+	$(GO) run ./cmd/lab prereqs
+
+unit: vet prereqs
 	$(GO) test -count=1 ./...
 
 lab-test: build

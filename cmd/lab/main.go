@@ -1,6 +1,7 @@
 // Command lab runs golvs's real-kernel lab: a QEMU guest booting a Debian
 // kernel with IPVS, running the host's userspace (see integration/README.md).
 //
+//	lab prereqs                            install what the lab and the tests need
 //	lab run [--timeout D] -- CMD ARGS...   run one command in the guest as root
 //	lab test [--run REGEXP]                build, then run the e2e suite in one guest
 //	lab demo                               a DR topology with a short report
@@ -36,7 +37,7 @@ func main() {
 }
 
 func usage() error {
-	return errors.New("usage: lab run [--timeout D] [--vm] [--cpus N] -- CMD ARGS... | lab test [--vm] [--run REGEXP] | lab demo [--vm] | lab bench ...")
+	return errors.New("usage: lab prereqs | lab run [--timeout D] [--vm] [--cpus N] -- CMD ARGS... | lab test [--vm] [--run REGEXP] | lab demo [--vm] | lab bench ...")
 }
 
 func run(ctx context.Context, args []string) (int, error) {
@@ -64,6 +65,10 @@ func run(ctx context.Context, args []string) (int, error) {
 	opts := lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log}
 
 	switch args[0] {
+	case "prereqs":
+		// The unit tests need some of the same programs (keepalived and
+		// tcpdump for the VRRP namespace tests), so make test runs this first.
+		return 0, lab.EnsurePrereqs(ctx, log)
 	case "run":
 		if fs.NArg() == 0 {
 			return 2, usage()

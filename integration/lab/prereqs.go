@@ -44,6 +44,7 @@ var prereqs = []prereq{
 	{path: "tcpdump", pkg: "tcpdump", sbinDir: true},
 	{path: "keepalived", pkg: "keepalived", sbinDir: true},
 	{path: "curl", pkg: "curl"},
+	{path: "sysctl", pkg: "procps", sbinDir: true},
 	{path: "dpkg-deb", pkg: "dpkg"},
 	{path: "apt-get", pkg: "apt"},
 }
