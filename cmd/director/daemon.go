@@ -23,6 +23,7 @@ import (
 	"github.com/golvs/golvs/director/vip"
 	"github.com/golvs/golvs/director/vrrp"
 	"github.com/golvs/golvs/health"
+	"github.com/golvs/golvs/internal/logflag"
 )
 
 // healthView adapts the health monitor to the reconciler.
@@ -43,21 +44,6 @@ func targets(topo *config.Topology) []health.Target {
 		}
 	}
 	return out
-}
-
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
 // daemon is the running director's parts.
@@ -97,7 +83,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "director run: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
+	log, err := logflag.New(stderr, *logFormat, *logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "director run: %v\n", err)
 		return 2

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/golvs/golvs/config"
+	"github.com/golvs/golvs/internal/logflag"
 	"github.com/golvs/golvs/realserver"
 )
 
@@ -107,21 +108,6 @@ func (t *target) loader(fs *flag.FlagSet, log *slog.Logger) (realserver.Loader, 
 	return realserver.FromVIP(vip, mode, t.tunnelDev), nil, nil
 }
 
-func newLogger(format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
-}
-
 func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	var t target
@@ -142,7 +128,7 @@ func cmdRun(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	log, err := newLogger(*logFormat, *logLevel)
+	log, err := logflag.New(os.Stderr, *logFormat, *logLevel)
 	if err != nil {
 		return err
 	}
