@@ -18,6 +18,8 @@ type Topology struct {
 	Failover   *Failover // nil when the file has no [failover]
 	Services   []Service
 	RealServer RealServer
+
+	pieces *pieces // how the source was cut, for Reload and Diff
 }
 
 // Director is the [director] table.

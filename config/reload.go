@@ -1,0 +1,314 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/BurntSushi/toml"
+)
+
+// A reload of a large file re-decodes only the services whose text
+// changed. The file is cut at the lines that open a top-level
+// [[service]] table; each piece is one service, and a piece whose text
+// the previous load already validated is taken from it as is. Anything
+// unusual (a multi-line string that could hide such a line, a table
+// header that is not the service's own, a changed head, any error) sends
+// the reload down the full path, which also makes every error message.
+
+// pieces is how a topology's source was cut, kept with the topology for
+// the next reload and for Diff.
+type pieces struct {
+	head string
+	// text[i] is the source of Services[i]. Unchanged services share the
+	// previous load's string, so Diff compares them in O(1).
+	text []string
+	// done maps a piece's text to what it decoded to. Reloads share and
+	// extend one map; it is rebuilt when stale entries pile up.
+	done map[string]*piece
+}
+
+type piece struct {
+	text string
+	svc  Service
+}
+
+// splitServices cuts src into the part before the first [[service]] and
+// one piece per service (as [start, end) offsets, without the blank lines
+// that follow it, so appending a service leaves the last one's text as it
+// was). ok is false when the cut could be wrong.
+func splitServices(src []byte) (head []byte, svcs [][2]int, ok bool) {
+	piece := func(start, end int) [2]int {
+		for end > start && (src[end-1] == '\n' || src[end-1] == ' ' || src[end-1] == '\t') {
+			end--
+		}
+		return [2]int{start, end}
+	}
+	if bytes.Contains(src, []byte(`"""`)) || bytes.Contains(src, []byte(`'''`)) || bytes.IndexByte(src, '\r') >= 0 {
+		return nil, nil, false
+	}
+	start := -1 // of the current service piece
+	// Only lines whose first non-blank byte is '[' matter: jump from one
+	// '[' to the next rather than walk every line.
+	for off := 0; ; {
+		i := bytes.IndexByte(src[off:], '[')
+		if i < 0 {
+			break
+		}
+		i += off
+		ls := i // the line's start
+		for ls > 0 && (src[ls-1] == ' ' || src[ls-1] == '\t') {
+			ls--
+		}
+		end := bytes.IndexByte(src[i:], '\n')
+		if end < 0 {
+			end = len(src)
+		} else {
+			end += i + 1
+		}
+		off = end
+		if ls > 0 && src[ls-1] != '\n' {
+			continue // inside a line: a value's array
+		}
+		switch header(src[i:end]) {
+		case "[[service]]":
+			if start < 0 {
+				head = src[:ls]
+			} else {
+				svcs = append(svcs, piece(start, ls))
+			}
+			start = ls
+		case "sub":
+			if start < 0 {
+				return nil, nil, false
+			}
+		case "other":
+			if start >= 0 {
+				return nil, nil, false // e.g. [director] after the services
+			}
+		default:
+			return nil, nil, false
+		}
+	}
+	if start < 0 {
+		return nil, nil, false
+	}
+	return head, append(svcs, piece(start, len(src))), true
+}
+
+// header classifies a line starting with '[': "[[service]]", "sub" (a
+// [service.x] or [[service.x]] table), "other" (a plain header outside
+// service), or "" when it cannot tell (a nested array's line, spaces).
+func header(line []byte) string {
+	if i := bytes.IndexByte(line, '#'); i >= 0 {
+		line = line[:i]
+	}
+	line = bytes.TrimRight(line, " \t\n")
+	name, isArray := line, false
+	switch {
+	case bytes.HasPrefix(name, []byte("[[")) && bytes.HasSuffix(name, []byte("]]")):
+		name, isArray = name[2:len(name)-2], true
+	case bytes.HasSuffix(name, []byte("]")):
+		name = name[1 : len(name)-1]
+	default:
+		return ""
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return ""
+		}
+	}
+	switch {
+	case string(name) == "service" && isArray:
+		return "[[service]]"
+	case bytes.HasPrefix(name, []byte("service.")):
+		return "sub"
+	case string(name) == "service":
+		return "" // [service]: an error the full path reports
+	}
+	return "other"
+}
+
+// Reload reads path again; with prev (the topology in force) it decodes
+// only the services whose text changed since prev. The result, or the
+// error, is the same as Load's.
+func Reload(path string, prev *Topology) (*Topology, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if t := reparse(path, src, prev); t != nil {
+		return t, nil
+	}
+	return Parse(path, src)
+}
+
+// reparse is the fast path of Reload: nil when it does not apply.
+func reparse(name string, src []byte, prev *Topology) *Topology {
+	if prev == nil || prev.pieces == nil || prev.Path != name {
+		return nil
+	}
+	head, svcs, ok := splitServices(src)
+	if !ok || string(head) != prev.pieces.head {
+		return nil
+	}
+	done := prev.pieces.done
+	t := &Topology{Path: name, Director: prev.Director, Failover: prev.Failover, RealServer: prev.RealServer,
+		Services: make([]Service, len(svcs))}
+	p := &pieces{head: prev.pieces.head, text: make([]string, len(svcs)), done: done}
+	var fresh []int // services decoded now
+	for i, span := range svcs {
+		b := src[span[0]:span[1]]
+		if old, hit := done[string(b)]; hit {
+			t.Services[i], p.text[i] = old.svc, old.text
+			continue
+		}
+		svc, ok := decodeService(name, b, i)
+		if !ok {
+			return nil
+		}
+		t.Services[i], p.text[i] = svc, string(b)
+		fresh = append(fresh, i)
+	}
+	if !identitiesKept(prev, t, fresh) && !uniqueIdentities(t.Services) {
+		return nil
+	}
+	if len(done) > 2*len(svcs)+64 {
+		done = make(map[string]*piece, len(svcs))
+		for i := range svcs {
+			done[p.text[i]] = &piece{text: p.text[i], svc: t.Services[i]}
+		}
+		p.done = done
+	}
+	for _, i := range fresh {
+		done[p.text[i]] = &piece{text: p.text[i], svc: t.Services[i]}
+	}
+	t.pieces = p
+	return t
+}
+
+// decodeService decodes one service's piece alone; ok is false on any
+// problem (the full path then reports it with its real position).
+func decodeService(name string, src []byte, i int) (Service, bool) {
+	raw, err := decodeTOML(src)
+	if err != nil || len(raw) != 1 {
+		return Service{}, false
+	}
+	list, isList := raw["service"].([]map[string]any)
+	if !isList || len(list) != 1 {
+		return Service{}, false
+	}
+	d := &decoder{file: name, src: src}
+	svc, _, _ := d.service(i, list[0])
+	if len(d.errs) > 0 {
+		return Service{}, false
+	}
+	return svc, true
+}
+
+// identitiesKept: the same number of services, and every re-decoded one
+// has the name, address tuple and fwmark of the one it replaced, so the
+// file's uniqueness rules still hold without checking all of them.
+func identitiesKept(prev, t *Topology, fresh []int) bool {
+	if len(prev.Services) != len(t.Services) {
+		return false
+	}
+	for _, i := range fresh {
+		a, b := &prev.Services[i], &t.Services[i]
+		if a.Name != b.Name || a.FWMark != b.FWMark || a.Address != b.Address || a.Port != b.Port || a.Protocol != b.Protocol {
+			return false
+		}
+	}
+	return true
+}
+
+// uniqueIdentities checks the file's cross-service rules (see services).
+func uniqueIdentities(svcs []Service) bool {
+	names := make(map[string]bool, len(svcs))
+	tuples := make(map[svcKey]bool, len(svcs))
+	marks := map[uint32]bool{}
+	for i := range svcs {
+		s := &svcs[i]
+		k := svcKey{s.Address, s.Port, s.Protocol}
+		if names[s.Name] || (s.FWMark != 0 && marks[s.FWMark]) || (s.FWMark == 0 && tuples[k]) {
+			return false
+		}
+		names[s.Name] = true
+		if s.FWMark != 0 {
+			marks[s.FWMark] = true
+		} else {
+			tuples[k] = true
+		}
+	}
+	return true
+}
+
+// withPieces records how src was cut, for the next Reload; t was just
+// decoded from all of src.
+func withPieces(t *Topology, src []byte) {
+	head, svcs, ok := splitServices(src)
+	if !ok || len(svcs) != len(t.Services) {
+		return
+	}
+	// One copy of the file; the pieces are substrings of it.
+	all := string(src)
+	p := &pieces{head: all[:len(head)], text: make([]string, len(svcs)), done: make(map[string]*piece, len(svcs))}
+	for i, span := range svcs {
+		p.text[i] = all[span[0]:span[1]]
+		p.done[p.text[i]] = &piece{text: p.text[i], svc: t.Services[i]}
+	}
+	t.pieces = p
+}
+
+// decodeTOML decodes a document into plain maps, by the fast path when
+// it can.
+func decodeTOML(src []byte) (map[string]any, error) {
+	if raw, ok := fastDecode(src); ok {
+		return raw, nil
+	}
+	var raw map[string]any
+	_, err := toml.Decode(string(src), &raw)
+	return raw, err
+}
+
+// Diff tells which services differ between prev and t when both came
+// from Load or Reload of the same file: changed holds indexes into
+// t.Services of services that are new or whose text changed, gone
+// indexes into prev.Services of services that were removed or changed.
+// ok is false when it cannot tell (another head, no record of the text):
+// then treat everything as changed.
+func Diff(prev, t *Topology) (changed, gone []int, ok bool) {
+	if prev == nil || t == nil || prev.pieces == nil || t.pieces == nil || prev.pieces.head != t.pieces.head {
+		return nil, nil, false
+	}
+	a, b := prev.pieces.text, t.pieces.text
+	if len(a) == len(b) {
+		for i := range b {
+			if a[i] != b[i] {
+				changed = append(changed, i)
+				gone = append(gone, i)
+			}
+		}
+		return changed, gone, true
+	}
+	count := make(map[string]int, len(a))
+	for _, s := range a {
+		count[s]++
+	}
+	for i, s := range b {
+		if count[s] > 0 {
+			count[s]--
+		} else {
+			changed = append(changed, i)
+		}
+	}
+	for i := len(a) - 1; i >= 0; i-- {
+		if count[a[i]] > 0 {
+			count[a[i]]--
+			gone = append(gone, i)
+		}
+	}
+	slices.Reverse(gone)
+	return changed, gone, true
+}
