@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -143,19 +144,35 @@ func Desired(topo *config.Topology, health HealthView) []ipvs.Entry {
 	if topo == nil {
 		return nil
 	}
-	out := make([]ipvs.Entry, 0, len(topo.Services))
-	for i := range topo.Services {
-		out = append(out, desiredEntry(&topo.Services[i], health))
-	}
-	ipvs.SortEntries(out)
+	out, _ := desired(topo, health)
 	return out
 }
 
+// desired is Desired that also says whether health had no verdict yet on
+// some backend (the Reconciler then adopts the kernel's weights).
+func desired(topo *config.Topology, health HealthView) (out []ipvs.Entry, unknown bool) {
+	out = make([]ipvs.Entry, 0, len(topo.Services))
+	for i := range topo.Services {
+		e, u := desiredEntryUnknown(&topo.Services[i], health)
+		out = append(out, e)
+		unknown = unknown || u
+	}
+	ipvs.SortEntries(out)
+	return out, unknown
+}
+
 func desiredEntry(s *config.Service, health HealthView) ipvs.Entry {
-	e := ipvs.Entry{Service: desiredService(s)}
+	e, _ := desiredEntryUnknown(s, health)
+	return e
+}
+
+func desiredEntryUnknown(s *config.Service, health HealthView) (e ipvs.Entry, unknown bool) {
+	e = ipvs.Entry{Service: desiredService(s)}
+	e.Destinations = make([]ipvs.Destination, 0, len(s.Backends))
 	up := 0
 	for _, b := range s.Backends {
 		st := health.Backend(s.Name, b.AddrPort())
+		unknown = unknown || st.Unknown
 		if (st.Up || st.Unknown) && !st.Drain {
 			up++
 		}
@@ -193,8 +210,10 @@ func desiredEntry(s *config.Service, health HealthView) ipvs.Entry {
 			e.Destinations = append(e.Destinations, sorry)
 		}
 	}
-	ipvs.SortDestinations(e.Destinations)
-	return e
+	if !slices.IsSortedFunc(e.Destinations, compareDests) {
+		ipvs.SortDestinations(e.Destinations)
+	}
+	return e, unknown
 }
 
 func effectiveWeight(w int, st BackendState) int {
@@ -362,45 +381,63 @@ func destChanges(old, d ipvs.Destination) string {
 // destinations with it. The kernel updates a destination's forwarding
 // method in place, so a forwarding change is one update.
 func Plan(desired, actual []ipvs.Entry, owned func(ipvs.ServiceKey) bool) []Op {
-	have := make(map[ipvs.ServiceKey]ipvs.Entry, len(actual))
-	for _, e := range actual {
-		have[e.Service.ServiceKey] = e
-	}
-	want := make(map[ipvs.ServiceKey]bool, len(desired))
-	desired = sortedCopy(desired)
-
-	var ops []Op
-	for _, d := range desired {
-		key := d.Service.ServiceKey
-		want[key] = true
-		a, ok := have[key]
-		if !ok {
+	// Both sides come sorted (Desired and dumps sort), so one merge walk
+	// replaces maps: a no-op pass over thousands of services allocates
+	// nothing here.
+	desired, actual = sortedEntries(desired), sortedEntries(actual)
+	var ops, dels []Op
+	i, j := 0, 0
+	for i < len(desired) || j < len(actual) {
+		c := 1 // actual[j] only
+		switch {
+		case j == len(actual):
+			c = -1
+		case i < len(desired):
+			c = ipvs.KeyCompare(desired[i].Service.ServiceKey, actual[j].Service.ServiceKey)
+		}
+		switch {
+		case c < 0:
+			d := desired[i]
 			ops = append(ops, Op{Kind: AddService, Service: d.Service})
 			for _, dst := range d.Destinations {
 				ops = append(ops, Op{Kind: AddDest, Service: d.Service, Dest: dst})
 			}
-			continue
+			i++
+		case c > 0:
+			a := actual[j]
+			if owned != nil && owned(a.Service.ServiceKey) {
+				dels = append(dels, Op{Kind: DeleteService, Service: a.Service})
+			}
+			j++
+		default:
+			d, a := desired[i], actual[j]
+			if !a.Service.Equal(d.Service) {
+				ops = append(ops, Op{Kind: UpdateService, Service: d.Service, OldSvc: a.Service})
+			}
+			ops = planDests(ops, d, a)
+			i++
+			j++
 		}
-		if !a.Service.Equal(d.Service) {
-			ops = append(ops, Op{Kind: UpdateService, Service: d.Service, OldSvc: a.Service})
-		}
-		ops = append(ops, planDests(d, a)...)
 	}
-	var dels []Op
-	for _, a := range actual {
-		key := a.Service.ServiceKey
-		if !want[key] && owned != nil && owned(key) {
-			dels = append(dels, Op{Kind: DeleteService, Service: a.Service})
-		}
-	}
-	sortOps(dels)
 	return append(ops, dels...)
 }
 
-func sortedCopy(es []ipvs.Entry) []ipvs.Entry {
+// sortedEntries returns es when it and every entry's destinations are
+// already in dump order, else a sorted copy (the caller's slice is never
+// reordered).
+func sortedEntries(es []ipvs.Entry) []ipvs.Entry {
+	ok := slices.IsSortedFunc(es, func(a, b ipvs.Entry) int {
+		return ipvs.KeyCompare(a.Service.ServiceKey, b.Service.ServiceKey)
+	})
+	for i := 0; ok && i < len(es); i++ {
+		ok = slices.IsSortedFunc(es[i].Destinations, compareDests)
+	}
+	if ok {
+		return es
+	}
 	out := make([]ipvs.Entry, len(es))
 	for i, e := range es {
-		e.Destinations = append([]ipvs.Destination(nil), e.Destinations...)
+		e.Destinations = slices.Clone(e.Destinations)
 		ipvs.SortDestinations(e.Destinations)
 		out[i] = e
 	}
@@ -408,39 +445,38 @@ func sortedCopy(es []ipvs.Entry) []ipvs.Entry {
 	return out
 }
 
-func sortOps(ops []Op) {
-	sort.SliceStable(ops, func(i, j int) bool {
-		return ipvs.KeyLess(ops[i].Service.ServiceKey, ops[j].Service.ServiceKey)
-	})
-}
+func compareDests(a, b ipvs.Destination) int { return a.Key().Compare(b.Key()) }
 
-func planDests(d, a ipvs.Entry) []Op {
-	have := make(map[netip.AddrPort]ipvs.Destination, len(a.Destinations))
-	for _, x := range a.Destinations {
-		have[x.Key()] = x
-	}
-	want := make(map[netip.AddrPort]bool, len(d.Destinations))
-	for _, x := range d.Destinations {
-		want[x.Key()] = true
-	}
-	var dels, upds, adds []Op
-	actual := append([]ipvs.Destination(nil), a.Destinations...)
-	ipvs.SortDestinations(actual)
-	for _, x := range actual {
-		if !want[x.Key()] {
-			dels = append(dels, Op{Kind: DeleteDest, Service: d.Service, Dest: x})
-		}
-	}
-	for _, x := range d.Destinations {
-		old, ok := have[x.Key()]
+// planDests appends the destination changes of one service to ops:
+// deletes, then updates, then adds, each in address order. Both lists
+// are sorted.
+func planDests(ops []Op, d, a ipvs.Entry) []Op {
+	var upds, adds []Op
+	i, j := 0, 0
+	for i < len(d.Destinations) || j < len(a.Destinations) {
+		c := 1
 		switch {
-		case !ok:
-			adds = append(adds, Op{Kind: AddDest, Service: d.Service, Dest: x})
-		case !old.Equal(x):
-			upds = append(upds, Op{Kind: UpdateDest, Service: d.Service, Dest: x, OldDest: old})
+		case j == len(a.Destinations):
+			c = -1
+		case i < len(d.Destinations):
+			c = compareDests(d.Destinations[i], a.Destinations[j])
+		}
+		switch {
+		case c < 0:
+			adds = append(adds, Op{Kind: AddDest, Service: d.Service, Dest: d.Destinations[i]})
+			i++
+		case c > 0:
+			ops = append(ops, Op{Kind: DeleteDest, Service: d.Service, Dest: a.Destinations[j]})
+			j++
+		default:
+			if x, old := d.Destinations[i], a.Destinations[j]; !old.Equal(x) {
+				upds = append(upds, Op{Kind: UpdateDest, Service: d.Service, Dest: x, OldDest: old})
+			}
+			i++
+			j++
 		}
 	}
-	return append(append(dels, upds...), adds...)
+	return append(append(ops, upds...), adds...)
 }
 
 // VIPs returns the topology's service addresses (fwmark services have

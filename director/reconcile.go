@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -66,8 +67,9 @@ type Reconciler struct {
 	stateFile string
 	drainPoll time.Duration
 
-	kick chan struct{}
-	pass sync.Mutex // one pass at a time
+	kick  chan struct{}
+	rearm chan struct{} // a drain began outside Run's passes
+	pass  sync.Mutex    // one pass at a time
 
 	mu          sync.Mutex
 	topo        *config.Topology
@@ -76,6 +78,8 @@ type Reconciler struct {
 	opDrains    map[drainKey]bool        // operator drains, persisted
 	draining    map[destKey]time.Time    // leaving destinations, since when
 	reloaded    bool                     // SetConfig since the last pass
+	idx         *topoIndex               // of idxOf
+	idxOf       *config.Topology
 }
 
 // NewReconciler builds a Reconciler for topo (already validated). It starts
@@ -89,6 +93,7 @@ func NewReconciler(opts Options, topo *config.Topology) *Reconciler {
 		stateFile: opts.StateFile,
 		drainPoll: opts.DrainPoll,
 		kick:      make(chan struct{}, 1),
+		rearm:     make(chan struct{}, 1),
 		topo:      topo,
 		owned:     map[ipvs.ServiceKey]bool{},
 		opDrains:  map[drainKey]bool{},
@@ -144,7 +149,19 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		if err := r.Sync(ctx); err != nil && ctx.Err() == nil {
 			r.log.Warn("reconcile pass failed; retrying on the next pass", "err", err)
 		}
-		wait := r.resyncInterval()
+		due := time.Now().Add(r.resyncInterval())
+		if err := r.waitPass(ctx, due); err != nil {
+			return nil
+		}
+	}
+}
+
+// waitPass waits until the next pass is due: at due, on Kick, or a drain
+// poll from now while backends drain (a reload pass may start a drain
+// while this waits: it rearms).
+func (r *Reconciler) waitPass(ctx context.Context, due time.Time) error {
+	for {
+		wait := time.Until(due)
 		r.mu.Lock()
 		if len(r.draining) > 0 {
 			wait = min(wait, r.drainPoll)
@@ -154,9 +171,13 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil
+			return ctx.Err()
 		case <-t.C:
+			return nil
 		case <-r.kick:
+			t.Stop()
+			return nil
+		case <-r.rearm:
 			t.Stop()
 		}
 	}
@@ -232,11 +253,47 @@ func (v drainView) Backend(service string, b netip.AddrPort) BackendState {
 // computed is one pass's plan and what it is based on.
 type computed struct {
 	topo     *config.Topology
+	idx      *topoIndex
 	desired  []ipvs.Entry
 	ops      []Op
-	owned    map[ipvs.ServiceKey]bool // state-file keys before the pass
-	wanted   map[ipvs.ServiceKey]bool // desired keys
+	owned    map[ipvs.ServiceKey]bool // state-file keys before the pass; read-only
 	draining map[destKey]time.Time
+}
+
+// topoIndex is what passes look up in a topology, built once per
+// topology rather than once per pass: with thousands of services these
+// maps cost more than the diff itself.
+type topoIndex struct {
+	wanted   map[ipvs.ServiceKey]bool // every configured service
+	names    map[ipvs.ServiceKey]string
+	timeouts map[ipvs.ServiceKey]time.Duration // drain timeouts
+}
+
+func indexTopology(topo *config.Topology) *topoIndex {
+	x := &topoIndex{wanted: map[ipvs.ServiceKey]bool{}, names: map[ipvs.ServiceKey]string{}, timeouts: map[ipvs.ServiceKey]time.Duration{}}
+	if topo == nil {
+		return x
+	}
+	for i := range topo.Services {
+		s := &topo.Services[i]
+		k := Key(s)
+		x.wanted[k] = true
+		x.names[k] = s.Name
+		t := s.DrainTimeout
+		if t <= 0 {
+			t = config.DefaultDrainTimeout
+		}
+		x.timeouts[k] = t
+	}
+	return x
+}
+
+// indexLocked returns the index of r.topo; r.mu must be held.
+func (r *Reconciler) indexLocked() *topoIndex {
+	if r.idx == nil || r.idxOf != r.topo {
+		r.idx, r.idxOf = indexTopology(r.topo), r.topo
+	}
+	return r.idx
 }
 
 // compute plans one pass against actual without changing anything.
@@ -244,21 +301,28 @@ func (r *Reconciler) compute(actual []ipvs.Entry) computed {
 	r.mu.Lock()
 	r.loadStateLocked()
 	c := computed{
-		topo:  r.topo,
-		owned: maps.Clone(r.owned),
+		topo: r.topo,
+		idx:  r.indexLocked(),
+		// r.owned is replaced, never changed, once loaded: share it.
+		owned: r.owned,
 	}
-	view := drainView{base: r.health, drains: maps.Clone(r.opDrains)}
+	view := HealthView(r.health)
+	if len(r.opDrains) > 0 {
+		view = drainView{base: r.health, drains: maps.Clone(r.opDrains)}
+	}
 	prev := maps.Clone(r.draining)
 	r.mu.Unlock()
 
-	c.desired = Desired(c.topo, view)
-	c.wanted = make(map[ipvs.ServiceKey]bool, len(c.desired))
-	for _, e := range c.desired {
-		c.wanted[e.Service.ServiceKey] = true
+	actual = sortedEntries(actual)
+	var unknown bool
+	if c.topo != nil {
+		c.desired, unknown = desired(c.topo, view)
 	}
-	adoptUnknown(c.topo, view, c.desired, actual)
-	c.draining = keepDraining(c.topo, c.desired, actual, prev, r.now())
-	c.ops = Plan(c.desired, actual, func(k ipvs.ServiceKey) bool { return c.wanted[k] || c.owned[k] })
+	if unknown {
+		adoptUnknown(c.topo, view, c.desired, actual)
+	}
+	c.draining = keepDraining(c.idx.timeouts, c.desired, actual, prev, r.now())
+	c.ops = Plan(c.desired, actual, func(k ipvs.ServiceKey) bool { return c.idx.wanted[k] || c.owned[k] })
 	return c
 }
 
@@ -316,54 +380,56 @@ func adoptUnknown(topo *config.Topology, view HealthView, desired, actual []ipvs
 // keepDraining puts destinations that are leaving a desired service back
 // into it with weight 0 while they still have connections and their drain
 // has not timed out. It returns the drains still running (with the time
-// each started); desired is changed in place.
-func keepDraining(topo *config.Topology, desired, actual []ipvs.Entry, prev map[destKey]time.Time, now time.Time) map[destKey]time.Time {
-	timeouts := map[ipvs.ServiceKey]time.Duration{}
-	if topo != nil {
-		for i := range topo.Services {
-			t := topo.Services[i].DrainTimeout
-			if t <= 0 {
-				t = config.DefaultDrainTimeout
-			}
-			timeouts[Key(&topo.Services[i])] = t
-		}
-	}
-	have := make(map[ipvs.ServiceKey]ipvs.Entry, len(actual))
-	for _, e := range actual {
-		have[e.Service.ServiceKey] = e
-	}
+// each started); desired is changed in place. Both tables are sorted.
+func keepDraining(timeouts map[ipvs.ServiceKey]time.Duration, desired, actual []ipvs.Entry, prev map[destKey]time.Time, now time.Time) map[destKey]time.Time {
 	running := map[destKey]time.Time{}
-	for i := range desired {
+	i, j := 0, 0
+	for i < len(desired) && j < len(actual) {
 		key := desired[i].Service.ServiceKey
-		a, ok := have[key]
-		if !ok {
+		if c := ipvs.KeyCompare(key, actual[j].Service.ServiceKey); c != 0 {
+			if c < 0 {
+				i++
+			} else {
+				j++
+			}
 			continue
 		}
-		want := make(map[netip.AddrPort]bool, len(desired[i].Destinations))
-		for _, d := range desired[i].Destinations {
-			want[d.Key()] = true
-		}
-		added := false
-		for _, d := range a.Destinations {
-			if want[d.Key()] {
-				continue
+		want, have := desired[i].Destinations, actual[j].Destinations
+		var leaving []ipvs.Destination
+		for x, y := 0, 0; y < len(have); {
+			if x < len(want) {
+				if c := compareDests(want[x], have[y]); c <= 0 {
+					x++
+					if c == 0 {
+						y++
+					}
+					continue
+				}
 			}
+			d := have[y]
+			y++
 			dk := destKey{key, d.Key()}
 			start, ok := prev[dk]
 			if !ok {
 				start = now
 			}
-			if d.ActiveConns+d.InactiveConns == 0 || now.Sub(start) >= timeouts[key] {
+			timeout, ok := timeouts[key]
+			if !ok {
+				timeout = config.DefaultDrainTimeout
+			}
+			if d.ActiveConns+d.InactiveConns == 0 || now.Sub(start) >= timeout {
 				continue // Plan deletes it
 			}
 			d.Weight = 0
-			desired[i].Destinations = append(desired[i].Destinations, d)
+			leaving = append(leaving, d)
 			running[dk] = start
-			added = true
 		}
-		if added {
+		if len(leaving) > 0 {
+			desired[i].Destinations = append(slices.Clone(want), leaving...)
 			ipvs.SortDestinations(desired[i].Destinations)
 		}
+		i++
+		j++
 	}
 	return running
 }
@@ -399,28 +465,65 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 
 	// Remember what we are about to own before creating it, so a crash
 	// mid-pass cannot leave an unowned service of ours behind.
-	owned := maps.Clone(c.owned)
-	maps.Copy(owned, c.wanted)
 	var errs *multierror.Error
-	if err := r.setOwned(owned); err != nil {
-		errs = multierror.Append(errs, err)
+	if !subset(c.idx.wanted, c.owned) {
+		owned := maps.Clone(c.owned)
+		maps.Copy(owned, c.idx.wanted)
+		if err := r.setOwned(owned); err != nil {
+			errs = multierror.Append(errs, err)
+		}
 	}
 
 	r.logDrains(c)
-	names := serviceNames(c.topo)
+	failedDeletes, failed, err := r.apply(ctx, c.ops, c.idx.names)
+	if err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	// One line per pass with what it cost (`make bench` reads it): an
+	// unchanged table must show writes=0. No-op passes are Debug, except
+	// the first after a reload, which the operator wants to see.
+	level, msg := slog.LevelInfo, "ipvs pass"
+	if len(c.ops) == 0 {
+		msg = "ipvs in sync"
+		if !reloaded {
+			level = slog.LevelDebug
+		}
+	}
+	r.log.Log(ctx, level, msg, "services", len(c.desired), "ops", len(c.ops), "failed", failed,
+		"writes", kernelWrites(r.kernel)-writes0, "dump", dumped, "took", time.Since(start))
+
+	// Forget services that are gone; keep those whose delete failed so
+	// the next pass tries again even after a restart.
+	if len(failedDeletes) > 0 || !sameKeys(c.idx.wanted, r.ownedNow()) {
+		owned := maps.Clone(c.idx.wanted)
+		for k := range c.owned {
+			if failedDeletes[k] {
+				owned[k] = true
+			}
+		}
+		if err := r.setOwned(owned); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	return errs.ErrorOrNil()
+}
+
+// apply sends ops to the kernel, in one batch when it can take one, and
+// logs each change; it returns the services whose delete failed, how many
+// ops failed, and their errors.
+func (r *Reconciler) apply(ctx context.Context, ops []Op, names map[ipvs.ServiceKey]string) (map[ipvs.ServiceKey]bool, int, error) {
+	var errs *multierror.Error
 	failedDeletes := map[ipvs.ServiceKey]bool{}
-	// Every op goes to the kernel in one batch when it can take one (the
-	// kernel adapter); errors stay per op.
-	results := ipvs.ApplyWrites(ctx, r.kernel, writesOf(c.ops))
+	results := ipvs.ApplyWrites(ctx, r.kernel, writesOf(ops))
 	// A large pass (a cold start, a big reload) logs each change at Debug
 	// and its totals in the pass line: thousands of lines cost more than
 	// the kernel work. Failures are always logged one by one.
 	opLevel := slog.LevelInfo
-	if len(c.ops) > bulkOps {
+	if len(ops) > bulkOps {
 		opLevel = slog.LevelDebug
 	}
 	failed := 0
-	for i, op := range c.ops {
+	for i, op := range ops {
 		name := names[op.Service.ServiceKey]
 		err := results[i]
 		if err != nil && op.Kind == DeleteService && errors.Is(err, unix.ESRCH) {
@@ -439,31 +542,187 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 			r.log.Log(ctx, opLevel, "ipvs change", "service", name, "op", op.String())
 		}
 	}
-	// One line per pass with what it cost (`make bench` reads it): an
-	// unchanged table must show writes=0. No-op passes are Debug, except
-	// the first after a reload, which the operator wants to see.
-	level, msg := slog.LevelInfo, "ipvs pass"
-	if len(c.ops) == 0 {
-		msg = "ipvs in sync"
-		if !reloaded {
-			level = slog.LevelDebug
-		}
-	}
-	r.log.Log(ctx, level, msg, "services", len(c.desired), "ops", len(c.ops), "failed", failed,
-		"writes", kernelWrites(r.kernel)-writes0, "dump", dumped, "took", time.Since(start))
+	return failedDeletes, failed, errs.ErrorOrNil()
+}
 
-	// Forget services that are gone; keep those whose delete failed so
-	// the next pass tries again even after a restart.
-	owned = maps.Clone(c.wanted)
-	for k := range c.owned {
-		if failedDeletes[k] {
-			owned[k] = true
+// ReloadServices swaps in topo like SetConfig, and at once brings in line
+// only what a reload changed: changed are indexes into topo.Services of
+// new or changed services, gone the keys of services the previous
+// topology had that were removed or changed. Only those services are read
+// from the kernel and written, so a one-line change in a file of
+// thousands of services costs one small pass (it must not wait for, or
+// cost, a full dump); the periodic full pass still covers everything.
+func (r *Reconciler) ReloadServices(ctx context.Context, topo *config.Topology, changed []int, gone []ipvs.ServiceKey) error {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+	start := time.Now()
+	writes0 := kernelWrites(r.kernel)
+
+	r.mu.Lock()
+	r.loadStateLocked()
+	r.topo = topo
+	owned := r.owned
+	view := HealthView(r.health)
+	if len(r.opDrains) > 0 {
+		view = drainView{base: r.health, drains: maps.Clone(r.opDrains)}
+	}
+	r.mu.Unlock()
+
+	// The services concerned, as a topology of their own.
+	sub := &config.Topology{Services: make([]config.Service, 0, len(changed))}
+	names := make(map[ipvs.ServiceKey]string, len(changed))
+	timeouts := make(map[ipvs.ServiceKey]time.Duration, len(changed))
+	wanted := make(map[ipvs.ServiceKey]bool, len(changed))
+	keys := make([]ipvs.ServiceKey, 0, len(changed)+len(gone))
+	for _, i := range changed {
+		s := &topo.Services[i]
+		sub.Services = append(sub.Services, *s)
+		k := Key(s)
+		names[k], wanted[k] = s.Name, true
+		timeouts[k] = positive(s.DrainTimeout, config.DefaultDrainTimeout)
+		keys = append(keys, k)
+	}
+	for _, k := range gone {
+		if !wanted[k] {
+			keys = append(keys, k)
 		}
 	}
-	if err := r.setOwned(owned); err != nil {
+	var actual []ipvs.Entry
+	var err error
+	if len(keys) > 0 {
+		actual, err = dumpServices(ctx, r.kernel, keys)
+		if err != nil {
+			r.Kick() // a full pass will do it
+			return fmt.Errorf("dump: %w", err)
+		}
+	}
+	dumped := time.Since(start)
+
+	desired, unknown := desired(sub, view)
+	if unknown {
+		adoptUnknown(sub, view, desired, actual)
+	}
+	r.mu.Lock()
+	prev := make(map[destKey]time.Time)
+	for k, t := range r.draining {
+		if timeouts[k.Service] > 0 {
+			prev[k] = t
+		}
+	}
+	r.mu.Unlock()
+	draining := keepDraining(timeouts, desired, actual, prev, r.now())
+	ops := Plan(desired, actual, func(k ipvs.ServiceKey) bool { return wanted[k] || owned[k] })
+
+	var errs *multierror.Error
+	if !subset(wanted, owned) {
+		next := maps.Clone(owned)
+		maps.Copy(next, wanted)
+		if err := r.setOwned(next); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	r.mu.Lock()
+	for k := range r.draining {
+		if _, still := draining[k]; !still && timeouts[k.Service] > 0 {
+			delete(r.draining, k)
+			r.log.Info("drain over", "service", k.Service.String(), "backend", k.Dest)
+		}
+	}
+	for k, t := range draining {
+		if _, was := r.draining[k]; !was {
+			r.log.Info("draining backend", "service", k.Service.String(), "backend", k.Dest, "since", t)
+		}
+		r.draining[k] = t
+	}
+	r.mu.Unlock()
+	if len(draining) > 0 {
+		// Run's passes must now poll the drain.
+		select {
+		case r.rearm <- struct{}{}:
+		default:
+		}
+	}
+	failedDeletes, failed, err := r.apply(ctx, ops, names)
+	if err != nil {
 		errs = multierror.Append(errs, err)
 	}
+	msg := "ipvs pass"
+	if len(ops) == 0 {
+		msg = "ipvs in sync"
+	}
+	r.log.Info(msg, "scope", "reload", "services", len(changed), "ops", len(ops), "failed", failed,
+		"writes", kernelWrites(r.kernel)-writes0, "dump", dumped, "took", time.Since(start))
+
+	// Forget the services that went (unless their delete failed).
+	drop := false
+	for _, k := range gone {
+		if !wanted[k] && !failedDeletes[k] && r.ownedNow()[k] {
+			drop = true
+		}
+	}
+	if drop {
+		next := maps.Clone(r.ownedNow())
+		for _, k := range gone {
+			if !wanted[k] && !failedDeletes[k] {
+				delete(next, k)
+			}
+		}
+		if err := r.setOwned(next); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+	}
 	return errs.ErrorOrNil()
+}
+
+// dumpServices reads keys' services through k: only those when k can,
+// else from a full dump.
+func dumpServices(ctx context.Context, k ipvs.IPVS, keys []ipvs.ServiceKey) ([]ipvs.Entry, error) {
+	if sd, ok := k.(ipvs.ServiceDumper); ok {
+		return sd.DumpServices(ctx, keys)
+	}
+	all, err := k.Dump(ctx)
+	if err != nil {
+		return nil, err
+	}
+	want := make(map[ipvs.ServiceKey]bool, len(keys))
+	for _, key := range keys {
+		want[key] = true
+	}
+	var out []ipvs.Entry
+	for _, e := range all {
+		if want[e.Service.ServiceKey] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func positive(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// subset reports whether every key of a is in b.
+func subset(a, b map[ipvs.ServiceKey]bool) bool {
+	if len(a) > len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func sameKeys(a, b map[ipvs.ServiceKey]bool) bool { return len(a) == len(b) && subset(a, b) }
+
+func (r *Reconciler) ownedNow() map[ipvs.ServiceKey]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.owned
 }
 
 // writesOf converts ops to the IPVS layer's changes.
@@ -506,17 +765,6 @@ func (r *Reconciler) logDrains(c computed) {
 	}
 }
 
-func serviceNames(topo *config.Topology) map[ipvs.ServiceKey]string {
-	names := map[ipvs.ServiceKey]string{}
-	if topo == nil {
-		return names
-	}
-	for i := range topo.Services {
-		names[Key(&topo.Services[i])] = topo.Services[i].Name
-	}
-	return names
-}
-
 // Cleanup deletes every service this director owns (for
 // --cleanup-on-exit) and forgets them. Foreign services stay.
 func (r *Reconciler) Cleanup(ctx context.Context) error {
@@ -531,7 +779,7 @@ func (r *Reconciler) Cleanup(ctx context.Context) error {
 	left := map[ipvs.ServiceKey]bool{}
 	for _, e := range actual {
 		k := e.Service.ServiceKey
-		if !c.wanted[k] && !c.owned[k] {
+		if !c.idx.wanted[k] && !c.owned[k] {
 			continue
 		}
 		err := r.kernel.DeleteService(ctx, k)

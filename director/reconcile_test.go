@@ -460,3 +460,110 @@ func TestRestartWithUncheckedBackends(t *testing.T) {
 	f.sync(r)
 	f.expect("checked up", webEntry(dst(be1, 1), dst(be2, 5), dst(be3, 2)))
 }
+
+func TestReloadServicesTouchesOnlyWhatChanged(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	api := apiService(backend(be1, 1), backend(be2, 1))
+	api.Backends[0].Port, api.Backends[1].Port = 8080, 8080
+	web1 := webService(backend(be1, 1), backend(be2, 1))
+	r := f.reconciler(topo(web1, api), nil)
+	f.sync(r)
+	f.writes()
+
+	// Drift in api, which the reload does not concern: left for the
+	// next full pass, proving the reload pass read and wrote only web.
+	if err := f.fake.UpdateDestination(ctx, apiKey(), apiDst(be1, 9)); err != nil {
+		t.Fatal(err)
+	}
+	f.fake.ResetWrites()
+
+	web2 := webService(backend(be1, 1), backend(be2, 5))
+	next := topo(web2, api)
+	if err := r.ReloadServices(ctx, next, []int{0}, []ipvs.ServiceKey{web}); err != nil {
+		t.Fatal(err)
+	}
+	if m, n := f.writes(); n != 1 || m[ipvsfake.OpUpdateDestination] != 1 {
+		t.Errorf("reload: writes %v, want one destination update", m)
+	}
+	webWant := ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 5)}}
+	apiEntry := func(w int) ipvs.Entry {
+		return ipvs.Entry{Service: apiSvc, Destinations: []ipvs.Destination{apiDst(be1, w), apiDst(be2, 1)}}
+	}
+	f.expect("after reload", webWant, apiEntry(9))
+	if r.Config() != next {
+		t.Error("the reload did not swap the topology in")
+	}
+	f.sync(r)
+	f.expect("after the next full pass", webWant, apiEntry(1))
+
+	// A service removed: deleted at once and forgotten in the state file.
+	gone := topo(web2)
+	if err := r.ReloadServices(ctx, gone, nil, []ipvs.ServiceKey{apiKey()}); err != nil {
+		t.Fatal(err)
+	}
+	f.expect("api removed", webWant)
+	st, err := readState(f.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Services) != 1 || st.Services[0] != web {
+		t.Errorf("state file services %v, want only web", st.Services)
+	}
+
+	// A service added: created and owned.
+	back := topo(web2, api)
+	if err := r.ReloadServices(ctx, back, []int{1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.expect("api back", webWant, apiEntry(1))
+	if st, _ := readState(f.state); len(st.Services) != 2 {
+		t.Errorf("state file services %v, want web and api", st.Services)
+	}
+
+	// A backend removed while it has connections: drained, not cut.
+	if err := f.fake.SetConns(web, ap(be2), 3, 0); err != nil {
+		t.Fatal(err)
+	}
+	web3 := webService(backend(be1, 1))
+	if err := r.ReloadServices(ctx, topo(web3, api), []int{0}, []ipvs.ServiceKey{web}); err != nil {
+		t.Fatal(err)
+	}
+	f.expect("be2 draining", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 0)}}, apiEntry(1))
+	f.sync(r) // still connected: the full pass keeps the drain
+	f.expect("be2 still draining", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 0)}}, apiEntry(1))
+}
+
+func apiKey() ipvs.ServiceKey { return api }
+
+// A drain that a reload pass starts is polled by Run's passes from then
+// on, not only after the next resync interval.
+func TestRunPollsDrainStartedByReload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t)
+		tp := topo(webService(backend(be1, 1), backend(be2, 1)))
+		tp.Director.ResyncInterval = time.Hour
+		r := NewReconciler(Options{Kernel: f.fake, StateFile: f.state, DrainPoll: time.Second}, tp)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		synctest.Wait()
+		if err := f.fake.SetConns(web, ap(be2), 1, 0); err != nil {
+			t.Fatal(err)
+		}
+		next := topo(webService(backend(be1, 1)))
+		next.Director.ResyncInterval = time.Hour
+		if err := r.ReloadServices(ctx, next, []int{0}, []ipvs.ServiceKey{web}); err != nil {
+			t.Fatal(err)
+		}
+		f.expect("draining", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 0)}})
+		if err := f.fake.SetConns(web, ap(be2), 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		synctest.Wait()
+		f.expect("drained within a poll", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1)}})
+		cancel()
+		<-done
+	})
+}

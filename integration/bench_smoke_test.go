@@ -144,6 +144,45 @@ func TestKernelClientRoundTrip(t *testing.T) {
 	if err := k.AddDestination(ctx, svcs[1].Service.ServiceKey, svcs[1].Destinations[0]); !errors.Is(err, unix.ESRCH) {
 		t.Errorf("adding to a missing service: %v, want ESRCH", err)
 	}
+	// DumpServices reads just the services asked for (a missing one is
+	// left out) exactly as Dump shows them.
+	ask := []ipvs.ServiceKey{svcs[3].Service.ServiceKey, svcs[1].Service.ServiceKey, svcs[0].Service.ServiceKey}
+	some, err := k.DumpServices(ctx, ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range some {
+		for j := range some[i].Destinations {
+			some[i].Destinations[j].ActiveConns, some[i].Destinations[j].InactiveConns = 0, 0
+		}
+	}
+	wantSome := []ipvs.Entry{svcs[0], svcs[3]}
+	ipvs.SortEntries(wantSome)
+	if diff := cmp.Diff(wantSome, some); diff != "" {
+		t.Errorf("DumpServices (-want +got):\n%s", diff)
+	}
+
+	// A service with more destinations than one page-sized reply holds
+	// (destination dumps use page-sized buffers): every one comes back.
+	big := ipvs.Entry{Service: ipvs.Service{ServiceKey: ipvs.ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP, Address: v4, Port: 9999},
+		Scheduler: "rr", Netmask: 0xffffffff}}
+	ws = []ipvs.Write{{Kind: ipvs.WriteAddService, Service: big.Service}}
+	for i := range 300 {
+		d := ipvs.Destination{Address: netip.AddrFrom4([4]byte{10, 8, byte(i / 250), byte(1 + i%250)}), Port: 9999, Weight: 1 + i, Forwarding: ipvs.Masq}
+		big.Destinations = append(big.Destinations, d)
+		ws = append(ws, ipvs.Write{Kind: ipvs.WriteAddDest, Service: big.Service, Dest: d})
+	}
+	defer k.DeleteService(ctx, big.Service.ServiceKey)
+	for i, err := range k.WriteBatch(ctx, ws) {
+		if err != nil {
+			t.Fatalf("big service write %d: %v", i, err)
+		}
+	}
+	ipvs.SortDestinations(big.Destinations)
+	if diff := cmp.Diff([]ipvs.Entry{big}, dumpOf(t, k, []ipvs.Entry{big})); diff != "" {
+		t.Errorf("300-destination service (-want +got):\n%s", diff)
+	}
+
 	// A cancelled call fails with the context's error, and the next works.
 	cctx, ccancel := context.WithCancel(ctx)
 	ccancel()

@@ -248,7 +248,11 @@ loop:
 // reload re-reads the file on SIGHUP. A bad file is reported line by line
 // and the running topology stays; a good one is applied as a diff.
 func (d *daemon) reload(ctx context.Context) {
-	topo, err := config.Load(d.path)
+	d.mu.Lock()
+	prev := d.topo
+	d.mu.Unlock()
+	// Only the services whose text changed are decoded again.
+	topo, err := config.Reload(d.path, prev)
 	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
@@ -271,7 +275,20 @@ func (d *daemon) reload(ctx context.Context) {
 		old.Director.StateFile != topo.Director.StateFile {
 		d.log.Warn("interface, control_socket, metrics_address and state_file changes take effect on restart")
 	}
-	d.rec.SetConfig(topo)
+	// The kernel first, and only what changed: with thousands of services
+	// the bookkeeping below takes longer than the change itself.
+	if changed, goneIdx, ok := config.Diff(old, topo); ok {
+		gone := make([]ipvs.ServiceKey, len(goneIdx))
+		for j, i := range goneIdx {
+			gone[j] = director.Key(&old.Services[i])
+		}
+		if err := d.rec.ReloadServices(ctx, topo, changed, gone); err != nil {
+			d.log.Warn("reload pass failed; the next pass retries", "err", err)
+			d.rec.Kick()
+		}
+	} else {
+		d.rec.SetConfig(topo)
+	}
 	if err := d.monitor.Update(targets(topo)); err != nil {
 		d.log.Warn("some checks could not be built; their backends stay down", "err", err)
 	}

@@ -139,3 +139,12 @@ type IPVS interface {
 	UpdateDestination(ctx context.Context, k ServiceKey, d Destination) error
 	DeleteDestination(ctx context.Context, k ServiceKey, d Destination) error
 }
+
+// ServiceDumper is implemented by IPVS implementations that can read a
+// few services without dumping the whole table (a reload that changed
+// one service of thousands). Services not in the kernel are left out;
+// the result is sorted like Dump's. Callers find it by type assertion and
+// fall back to Dump.
+type ServiceDumper interface {
+	DumpServices(ctx context.Context, keys []ServiceKey) ([]Entry, error)
+}

@@ -1,7 +1,9 @@
 package ipvs
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -36,12 +38,15 @@ type Kernel struct {
 
 	mu     sync.Mutex
 	c      *nlConn       // nil until first use, and after a failed call
+	d      *nlConn       // destination dumps (small buffers); nil = use c
+	noD    bool          // d truncated a reply once: use c only
 	writes atomic.Uint64 // netlink write requests sent
 }
 
 var (
-	_ IPVS        = (*Kernel)(nil)
-	_ BatchWriter = (*Kernel)(nil)
+	_ IPVS          = (*Kernel)(nil)
+	_ BatchWriter   = (*Kernel)(nil)
+	_ ServiceDumper = (*Kernel)(nil)
 )
 
 // NewKernel returns a Kernel that opens nothing until it is used.
@@ -63,7 +68,22 @@ func (k *Kernel) openLocked() error {
 		return fmt.Errorf("ipvs: %w", err)
 	}
 	k.c = c
+	// Opened with c, so both live in the same network namespace. Without
+	// it dumps are only slower.
+	if !k.noD {
+		k.d, _ = dialIPVSBuf(destBufLen())
+	}
 	return nil
+}
+
+// closeLocked closes both sockets.
+func (k *Kernel) closeLocked() {
+	for _, c := range []*nlConn{k.c, k.d} {
+		if c != nil {
+			c.close()
+		}
+	}
+	k.c, k.d = nil, nil
 }
 
 // Writes returns how many netlink write requests (adds, updates, deletes)
@@ -76,10 +96,7 @@ func (k *Kernel) Writes() uint64 { return k.writes.Load() }
 func (k *Kernel) Close() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.c != nil {
-		k.c.close()
-		k.c = nil
-	}
+	k.closeLocked()
 	return nil
 }
 
@@ -97,8 +114,7 @@ func (k *Kernel) do(ctx context.Context, timeout time.Duration, fn func(ctx cont
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := fn(ctx, k.c); err != nil {
-		k.c.close()
-		k.c = nil
+		k.closeLocked()
 		return err
 	}
 	return nil
@@ -124,7 +140,30 @@ func (k *Kernel) Dump(ctx context.Context) ([]Entry, error) {
 	var entries []Entry
 	err := k.do(ctx, k.dumpTimeout(), func(ctx context.Context, c *nlConn) error {
 		var err error
-		entries, err = c.dumpTable(ctx)
+		entries, err = c.dumpTable(ctx, k.d)
+		if errors.Is(err, errTruncated) && k.d != nil {
+			// A kernel whose dump replies outgrow a page: big
+			// buffers from now on.
+			k.d.close()
+			k.d, k.noD = nil, true
+			entries, err = c.dumpTable(ctx, nil)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ipvs dump: %w", err)
+	}
+	SortEntries(entries)
+	return entries, nil
+}
+
+// DumpServices reads only the services keys name, with their
+// destinations: one get and one destination dump per key.
+func (k *Kernel) DumpServices(ctx context.Context, keys []ServiceKey) ([]Entry, error) {
+	var entries []Entry
+	err := k.do(ctx, k.dumpTimeout(), func(ctx context.Context, c *nlConn) error {
+		var err error
+		entries, err = c.dumpServices(ctx, keys)
 		return err
 	})
 	if err != nil {
@@ -189,15 +228,7 @@ func (k *Kernel) DeleteDestination(ctx context.Context, key ServiceKey, d Destin
 
 // SortEntries orders entries by service key, the order Dump returns.
 func SortEntries(es []Entry) {
-	slices.SortFunc(es, func(a, b Entry) int {
-		switch {
-		case KeyLess(a.Service.ServiceKey, b.Service.ServiceKey):
-			return -1
-		case KeyLess(b.Service.ServiceKey, a.Service.ServiceKey):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(es, func(a, b Entry) int { return KeyCompare(a.Service.ServiceKey, b.Service.ServiceKey) })
 }
 
 // SortDestinations orders destinations by address and port.
@@ -207,21 +238,21 @@ func SortDestinations(ds []Destination) {
 
 // KeyLess orders service keys: address services before fwmark ones, then
 // by family, address, protocol, port and mark.
-func KeyLess(a, b ServiceKey) bool {
+func KeyLess(a, b ServiceKey) bool { return KeyCompare(a, b) < 0 }
+
+// KeyCompare is KeyLess as a three-way comparison.
+func KeyCompare(a, b ServiceKey) int {
 	if (a.FWMark != 0) != (b.FWMark != 0) {
-		return a.FWMark == 0
+		if a.FWMark == 0 {
+			return -1
+		}
+		return 1
 	}
-	if a.Family != b.Family {
-		return a.Family < b.Family
-	}
-	if c := a.Address.Compare(b.Address); c != 0 {
-		return c < 0
-	}
-	if a.Protocol != b.Protocol {
-		return a.Protocol < b.Protocol
-	}
-	if a.Port != b.Port {
-		return a.Port < b.Port
-	}
-	return a.FWMark < b.FWMark
+	return cmp.Or(
+		cmp.Compare(a.Family, b.Family),
+		a.Address.Compare(b.Address),
+		cmp.Compare(a.Protocol, b.Protocol),
+		cmp.Compare(a.Port, b.Port),
+		cmp.Compare(a.FWMark, b.FWMark),
+	)
 }

@@ -132,6 +132,25 @@ func (f *Fake) Dump(ctx context.Context) ([]ipvs.Entry, error) {
 	return out, nil
 }
 
+// DumpServices is Dump restricted to keys (counted as one dump).
+func (f *Fake) DumpServices(ctx context.Context, keys []ipvs.ServiceKey) ([]ipvs.Entry, error) {
+	all, err := f.Dump(ctx)
+	if err != nil {
+		return nil, err
+	}
+	want := make(map[ipvs.ServiceKey]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
+	}
+	out := all[:0]
+	for _, e := range all {
+		if want[e.Service.ServiceKey] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
 func validService(s ipvs.Service) error {
 	if s.Family != unix.AF_INET && s.Family != unix.AF_INET6 {
 		return unix.EAFNOSUPPORT
