@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sort"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/BurntSushi/toml"
 )
@@ -20,7 +23,9 @@ import (
 // pieces is how a topology's source was cut, kept with the topology for
 // the next reload and for Diff.
 type pieces struct {
-	head string
+	src    string // the whole source
+	starts []int  // where each service's piece starts in src
+	head   string
 	// text[i] is the source of Services[i]. Unchanged services share the
 	// previous load's string, so Diff compares them in O(1).
 	text []string
@@ -138,54 +143,125 @@ func Reload(path string, prev *Topology) (*Topology, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if t := reparse(path, src, prev); t != nil {
+	// src is ours alone and never changed: the fast path may keep it as
+	// a string without copying it.
+	if t := reparse(path, unsafe.String(unsafe.SliceData(src), len(src)), prev); t != nil {
 		return t, nil
 	}
 	return Parse(path, src)
 }
 
 // reparse is the fast path of Reload: nil when it does not apply.
-func reparse(name string, src []byte, prev *Topology) *Topology {
-	if prev == nil || prev.pieces == nil || prev.Path != name {
+//
+// It never looks at the whole file: the bytes an edit left alone are the
+// common prefix and suffix of the old and new source (two memory
+// compares), the services wholly inside them are carried over as they
+// were, and only the pieces in between are cut and decoded again.
+func reparse(name string, src string, prev *Topology) *Topology {
+	if prev == nil || prev.pieces == nil || prev.Path != name || len(prev.pieces.starts) != len(prev.Services) {
 		return nil
 	}
-	head, svcs, ok := splitServices(src)
-	if !ok || string(head) != prev.pieces.head {
+	pp := prev.pieces
+	old, n := pp.src, len(pp.starts)
+	pre := commonPrefix(old, src)
+	if pre == len(old) && len(old) == len(src) {
+		// The same file: the same topology, in a new value.
+		t := *prev
+		return &t
+	}
+	suf := commonSuffix(old[pre:], src[pre:])
+	if pre < pp.starts[0] {
+		return nil // the head changed
+	}
+	// Pieces [0, k) end before the edit; pieces [m, n) start after it
+	// (with the byte before each start unchanged too).
+	k := sort.Search(n, func(i int) bool { return pp.starts[i] > pre }) - 1
+	m := sort.Search(n, func(i int) bool { return pp.starts[i] >= len(old)-suf+1 })
+	m = max(m, k+1)
+	shift := len(src) - len(old)
+	lo, hi := pp.starts[k], len(src)
+	if m < n {
+		hi = pp.starts[m] + shift
+	}
+	mid := src[lo:hi]
+	head, spans, ok := splitServices([]byte(mid))
+	if !ok || len(head) != 0 {
 		return nil
 	}
-	done := prev.pieces.done
+
+	count := k + len(spans) + (n - m)
 	t := &Topology{Path: name, Director: prev.Director, Failover: prev.Failover, RealServer: prev.RealServer,
-		Services: make([]Service, len(svcs))}
-	p := &pieces{head: prev.pieces.head, text: make([]string, len(svcs)), done: done}
+		Services: make([]Service, 0, count)}
+	p := &pieces{head: pp.head, src: src, text: make([]string, 0, count), starts: make([]int, 0, count), done: pp.done}
+	t.Services = append(t.Services, prev.Services[:k]...)
+	p.text = append(p.text, pp.text[:k]...)
+	p.starts = append(p.starts, pp.starts[:k]...)
 	var fresh []int // services decoded now
-	for i, span := range svcs {
-		b := src[span[0]:span[1]]
-		if old, hit := done[string(b)]; hit {
-			t.Services[i], p.text[i] = old.svc, old.text
-			continue
+	for _, sp := range spans {
+		i := len(t.Services)
+		text := mid[sp[0]:sp[1]]
+		var svc Service
+		if old, hit := p.done[text]; hit {
+			svc, text = old.svc, old.text
+		} else {
+			var ok bool
+			if svc, ok = decodeService(name, []byte(text), i); !ok {
+				return nil
+			}
+			fresh = append(fresh, i)
 		}
-		svc, ok := decodeService(name, b, i)
-		if !ok {
-			return nil
-		}
-		t.Services[i], p.text[i] = svc, string(b)
-		fresh = append(fresh, i)
+		t.Services = append(t.Services, svc)
+		p.text = append(p.text, text)
+		p.starts = append(p.starts, lo+sp[0])
 	}
-	if !identitiesKept(prev, t, fresh) && !uniqueIdentities(t.Services) {
+	t.Services = append(t.Services, prev.Services[m:]...)
+	p.text = append(p.text, pp.text[m:]...)
+	for _, st := range pp.starts[m:] {
+		p.starts = append(p.starts, st+shift)
+	}
+	if !identitiesKept(prev, t, k, m, len(spans)) && !uniqueIdentities(t.Services) {
 		return nil
 	}
-	if len(done) > 2*len(svcs)+64 {
-		done = make(map[string]*piece, len(svcs))
-		for i := range svcs {
-			done[p.text[i]] = &piece{text: p.text[i], svc: t.Services[i]}
+	if len(p.done) > 2*count+64 {
+		p.done = make(map[string]*piece, count)
+		for i := range t.Services {
+			p.done[p.text[i]] = &piece{text: p.text[i], svc: t.Services[i]}
 		}
-		p.done = done
 	}
 	for _, i := range fresh {
-		done[p.text[i]] = &piece{text: p.text[i], svc: t.Services[i]}
+		p.done[p.text[i]] = &piece{text: p.text[i], svc: t.Services[i]}
 	}
 	t.pieces = p
+	reparses.Add(1)
 	return t
+}
+
+// reparses counts the reloads that took the fast path (for tests).
+var reparses atomic.Int64
+
+// commonPrefix is the length of the longest common prefix of a and b,
+// found a block at a time with the runtime's memory compare.
+func commonPrefix(a, b string) int {
+	n := min(len(a), len(b))
+	i := 0
+	for blk := 4096; i+blk <= n && a[i:i+blk] == b[i:i+blk]; i += blk {
+	}
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+// commonSuffix is the length of the longest common suffix of a and b.
+func commonSuffix(a, b string) int {
+	n := min(len(a), len(b))
+	i := 0
+	for blk := 4096; i+blk <= n && a[len(a)-i-blk:len(a)-i] == b[len(b)-i-blk:len(b)-i]; i += blk {
+	}
+	for i < n && a[len(a)-1-i] == b[len(b)-1-i] {
+		i++
+	}
+	return i
 }
 
 // decodeService decodes one service's piece alone; ok is false on any
@@ -207,14 +283,15 @@ func decodeService(name string, src []byte, i int) (Service, bool) {
 	return svc, true
 }
 
-// identitiesKept: the same number of services, and every re-decoded one
-// has the name, address tuple and fwmark of the one it replaced, so the
-// file's uniqueness rules still hold without checking all of them.
-func identitiesKept(prev, t *Topology, fresh []int) bool {
-	if len(prev.Services) != len(t.Services) {
+// identitiesKept: the same number of services, and every service
+// between k and m (the edited span, now mid of them) has the name,
+// address tuple and fwmark of the one it replaced, so the file's
+// uniqueness rules still hold without checking all of them.
+func identitiesKept(prev, t *Topology, k, m, mid int) bool {
+	if len(prev.Services) != len(t.Services) || mid != m-k {
 		return false
 	}
-	for _, i := range fresh {
+	for i := k; i < m; i++ {
 		a, b := &prev.Services[i], &t.Services[i]
 		if a.Name != b.Name || a.FWMark != b.FWMark || a.Address != b.Address || a.Port != b.Port || a.Protocol != b.Protocol {
 			return false
@@ -253,9 +330,10 @@ func withPieces(t *Topology, src []byte) {
 	}
 	// One copy of the file; the pieces are substrings of it.
 	all := string(src)
-	p := &pieces{head: all[:len(head)], text: make([]string, len(svcs)), done: make(map[string]*piece, len(svcs))}
+	p := &pieces{src: all, head: all[:len(head)], text: make([]string, len(svcs)), starts: make([]int, len(svcs)),
+		done: make(map[string]*piece, len(svcs))}
 	for i, span := range svcs {
-		p.text[i] = all[span[0]:span[1]]
+		p.text[i], p.starts[i] = all[span[0]:span[1]], span[0]
 		p.done[p.text[i]] = &piece{text: p.text[i], svc: t.Services[i]}
 	}
 	t.pieces = p

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,4 +148,94 @@ func BenchmarkReloadOneChange(b *testing.B) {
 			b.Fatal("reload failed or took the full path", err)
 		}
 	}
+}
+
+// TestReloadRandomEdits chains reloads over random edits of a file (a
+// weight, a comment, blank lines, services added, removed, duplicated or
+// moved, the head changed) and holds every result, and every error,
+// equal to a fresh Load's.
+func TestReloadRandomEdits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.toml")
+	src := reloadBase(30)
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(7, 9))
+	fresh := 1000
+	blocks := func(s string) (head string, svcs []string) {
+		parts := strings.Split(s, "\n[[service]]\n")
+		for _, p := range parts[1:] {
+			svcs = append(svcs, "\n[[service]]\n"+p)
+		}
+		return parts[0], svcs
+	}
+	fast := 0
+	for step := range 400 {
+		lines := strings.SplitAfter(src, "\n")
+		next := src
+		switch rnd.IntN(9) {
+		case 0: // a weight
+			for range 20 {
+				i := rnd.IntN(len(lines))
+				if strings.HasPrefix(lines[i], "weight = ") {
+					lines[i] = fmt.Sprintf("weight = %d\n", rnd.IntN(5))
+					break
+				}
+			}
+			next = strings.Join(lines, "")
+		case 1: // a comment or blank lines anywhere
+			i := rnd.IntN(len(lines) + 1)
+			ins := []string{"# note\n", "\n", "\n\n", "  # indented\n"}[rnd.IntN(4)]
+			next = strings.Join(lines[:i], "") + ins + strings.Join(lines[i:], "")
+		case 2, 3: // a service removed
+			head, svcs := blocks(src)
+			if len(svcs) > 1 {
+				i := rnd.IntN(len(svcs))
+				next = head + strings.Join(append(svcs[:i:i], svcs[i+1:]...), "")
+			}
+		case 4, 5: // a service added somewhere
+			head, svcs := blocks(src)
+			fresh++
+			add := fmt.Sprintf("\n[[service]]\nname = \"n%d\"\naddress = \"192.0.2.2\"\nport = %d\nforwarding = \"nat\"\n[[service.backend]]\naddress = \"10.0.1.1\"\n", fresh, fresh)
+			i := rnd.IntN(len(svcs) + 1)
+			next = head + strings.Join(svcs[:i], "") + add + strings.Join(svcs[i:], "")
+		case 6: // two services swapped
+			head, svcs := blocks(src)
+			if len(svcs) > 1 {
+				i, j := rnd.IntN(len(svcs)), rnd.IntN(len(svcs))
+				svcs[i], svcs[j] = svcs[j], svcs[i]
+				next = head + strings.Join(svcs, "")
+			}
+		case 7: // the head
+			next = strings.Replace(src, "[director]\n", fmt.Sprintf("[director]\nresync_interval = \"%ds\"\n", 1+rnd.IntN(9)), 1)
+			next = strings.Replace(next, fmt.Sprintf("resync_interval = \"%ds\"\nresync_interval", 1), "resync_interval", 1)
+		case 8: // a bad edit, then the file as it was
+			bad := strings.Replace(src, "weight = ", "weight = -", 1)
+			reloadVsLoad(t, path, prev, bad)
+		}
+		before := reparses.Load()
+		got, err := reloadVsLoad(t, path, prev, next)
+		if reparses.Load() > before {
+			fast++
+		}
+		if err != nil {
+			// Duplicate keys from the head edit: keep the old file.
+			if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if changed, gone, ok := Diff(prev, got); ok && len(prev.Services)-len(gone)+len(changed) != len(got.Services) {
+			t.Fatalf("step %d: Diff %v %v does not add up from %d to %d services", step, changed, gone, len(prev.Services), len(got.Services))
+		}
+		src, prev = next, got
+	}
+	if fast < 250 {
+		t.Errorf("only %d of 400 reloads took the fast path", fast)
+	}
+	t.Logf("%d of 400 reloads took the fast path", fast)
 }
