@@ -40,6 +40,9 @@ type Options struct {
 	// When both are empty, nothing is persisted.
 	StateFile string
 	DrainPoll time.Duration // 0 = DefaultDrainPoll
+	// AfterBulkPass, if set, runs after a pass that applied more than a
+	// few dozen changes (a cold start, a large reload).
+	AfterBulkPass func()
 }
 
 // destKey is one destination of one kernel service.
@@ -66,6 +69,7 @@ type Reconciler struct {
 	now       func() time.Time
 	stateFile string
 	drainPoll time.Duration
+	afterBulk func()
 
 	kick  chan struct{}
 	rearm chan struct{} // a drain began outside Run's passes
@@ -92,6 +96,7 @@ func NewReconciler(opts Options, topo *config.Topology) *Reconciler {
 		now:       opts.Now,
 		stateFile: opts.StateFile,
 		drainPoll: opts.DrainPoll,
+		afterBulk: opts.AfterBulkPass,
 		kick:      make(chan struct{}, 1),
 		rearm:     make(chan struct{}, 1),
 		topo:      topo,
@@ -491,6 +496,9 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 	}
 	r.log.Log(ctx, level, msg, "services", len(c.desired), "ops", len(c.ops), "failed", failed,
 		"writes", kernelWrites(r.kernel)-writes0, "dump", dumped, "took", time.Since(start))
+	if len(c.ops) > bulkOps && r.afterBulk != nil {
+		defer r.afterBulk()
+	}
 
 	// Forget services that are gone; keep those whose delete failed so
 	// the next pass tries again even after a restart.

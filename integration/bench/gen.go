@@ -48,6 +48,11 @@ func keepalivedConf(n, backends int) []byte {
 // topology is the table as a golvs topology file. changed, when >= 0, is
 // the service whose first backend gets weight 2 instead of 1.
 func topology(work string, n, backends, changed int) []byte {
+	return topologyWeight(work, n, backends, changed, 2)
+}
+
+// topologyWeight is topology with the changed backend's weight given.
+func topologyWeight(work string, n, backends, changed, weight int) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "[director]\ninterface = %q\nresync_interval = \"1h\"\ncontrol_socket = %q\nstate_file = %q\n",
 		benchIface, work+"/director.sock", work+"/director.state")
@@ -57,7 +62,7 @@ func topology(work string, n, backends, changed int) []byte {
 		for j := range backends {
 			w := 1
 			if i == changed && j == 0 {
-				w = 2
+				w = weight
 			}
 			fmt.Fprintf(&b, "[[service.backend]]\naddress = %q\nport = %d\nweight = %d\n", backend(j), port(i), w)
 		}
