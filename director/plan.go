@@ -38,6 +38,14 @@ type BackendState struct {
 	Unknown bool
 }
 
+// VersionedView is a HealthView that can tell that nothing changed:
+// Version differs whenever any backend's state may have. The Reconciler
+// then reuses the desired table of the previous pass.
+type VersionedView interface {
+	HealthView
+	Version() uint64
+}
+
 // StateUp is a healthy backend without a reported weight.
 var StateUp = BackendState{Up: true, WeightPercent: WeightNotReported}
 
@@ -133,6 +141,8 @@ func desiredService(s *config.Service) ipvs.Service {
 type upView struct{}
 
 func (upView) Backend(string, netip.AddrPort) BackendState { return StateUp }
+
+func (upView) Version() uint64 { return 0 }
 
 // Desired computes the IPVS table the topology asks for, given health.
 // A nil view means every backend is up. Entries and destinations are
@@ -381,10 +391,13 @@ func destChanges(old, d ipvs.Destination) string {
 // destinations with it. The kernel updates a destination's forwarding
 // method in place, so a forwarding change is one update.
 func Plan(desired, actual []ipvs.Entry, owned func(ipvs.ServiceKey) bool) []Op {
-	// Both sides come sorted (Desired and dumps sort), so one merge walk
-	// replaces maps: a no-op pass over thousands of services allocates
-	// nothing here.
-	desired, actual = sortedEntries(desired), sortedEntries(actual)
+	return plan(sortedEntries(desired), sortedEntries(actual), owned)
+}
+
+// plan is Plan on tables already in dump order. Both sides come sorted
+// (Desired and dumps sort), so one merge walk replaces maps: a no-op pass
+// over thousands of services allocates nothing here.
+func plan(desired, actual []ipvs.Entry, owned func(ipvs.ServiceKey) bool) []Op {
 	var ops, dels []Op
 	i, j := 0, 0
 	for i < len(desired) || j < len(actual) {

@@ -83,7 +83,14 @@ type Reconciler struct {
 	draining    map[destKey]time.Time    // leaving destinations, since when
 	reloaded    bool                     // SetConfig since the last pass
 	idx         *topoIndex               // of idxOf
-	idxOf       *config.Topology
+	passes      uint64                   // full passes run, for FullDumpEvery
+	drainsGen   uint64                   // changes of opDrains
+	// cache is the last pass's desired table (held under pass).
+	cache struct {
+		key desiredKey
+		val []ipvs.Entry
+	}
+	idxOf *config.Topology
 }
 
 // NewReconciler builds a Reconciler for topo (already validated). It starts
@@ -216,6 +223,7 @@ func (r *Reconciler) loadStateLocked() {
 	for _, d := range st.Drains {
 		r.opDrains[d] = true
 	}
+	r.drainsGen++
 }
 
 // saveStateLocked persists owned and operator drains. r.mu must be held.
@@ -269,7 +277,9 @@ type computed struct {
 // topology rather than once per pass: with thousands of services these
 // maps cost more than the diff itself.
 type topoIndex struct {
-	wanted   map[ipvs.ServiceKey]bool // every configured service
+	wanted map[ipvs.ServiceKey]bool // every configured service
+	// exact: services a survey cannot check (thresholds on a backend).
+	exact    []ipvs.ServiceKey
 	names    map[ipvs.ServiceKey]string
 	timeouts map[ipvs.ServiceKey]time.Duration // drain timeouts
 }
@@ -289,6 +299,12 @@ func indexTopology(topo *config.Topology) *topoIndex {
 			t = config.DefaultDrainTimeout
 		}
 		x.timeouts[k] = t
+		for _, b := range s.Backends {
+			if b.UpperThreshold != 0 || b.LowerThreshold != 0 {
+				x.exact = append(x.exact, k)
+				break
+			}
+		}
 	}
 	return x
 }
@@ -316,19 +332,53 @@ func (r *Reconciler) compute(actual []ipvs.Entry) computed {
 		view = drainView{base: r.health, drains: maps.Clone(r.opDrains)}
 	}
 	prev := maps.Clone(r.draining)
+	drainsGen := r.drainsGen
 	r.mu.Unlock()
 
 	actual = sortedEntries(actual)
 	var unknown bool
-	if c.topo != nil {
-		c.desired, unknown = desired(c.topo, view)
-	}
+	c.desired, unknown = r.desiredFor(c.topo, view, drainsGen)
 	if unknown {
 		adoptUnknown(c.topo, view, c.desired, actual)
 	}
 	c.draining = keepDraining(c.idx.timeouts, c.desired, actual, prev, r.now())
-	c.ops = Plan(c.desired, actual, func(k ipvs.ServiceKey) bool { return c.idx.wanted[k] || c.owned[k] })
+	c.ops = plan(c.desired, actual, func(k ipvs.ServiceKey) bool { return c.idx.wanted[k] || c.owned[k] })
 	return c
+}
+
+// desiredKey is what a pass's desired table depends on.
+type desiredKey struct {
+	topo      *config.Topology
+	health    uint64
+	drainsGen uint64
+}
+
+// desiredFor returns the desired table for topo and view: the previous
+// pass's (copied: passes change their copy) when neither the topology,
+// the health versions nor the operator drains changed, which spares a
+// no-op pass over thousands of services most of its work.
+// Callers hold r.pass.
+func (r *Reconciler) desiredFor(topo *config.Topology, view HealthView, drainsGen uint64) ([]ipvs.Entry, bool) {
+	if topo == nil {
+		return nil, false
+	}
+	vv, versioned := r.health.(VersionedView)
+	var key desiredKey
+	if versioned {
+		key = desiredKey{topo, vv.Version(), drainsGen}
+		if r.cache.val != nil && r.cache.key == key {
+			return slices.Clone(r.cache.val), false
+		}
+	}
+	out, unknown := desired(topo, view)
+	r.cache.val = nil
+	if versioned && !unknown {
+		// The version was read before computing: a change during the
+		// computation makes the next pass miss. Only tables without
+		// unknown backends are kept: adoptUnknown edits in place.
+		r.cache.key, r.cache.val = key, slices.Clone(out)
+	}
+	return out, unknown
 }
 
 // adoptUnknown keeps the kernel's weight for backends that health has no
@@ -442,6 +492,8 @@ func keepDraining(timeouts map[ipvs.ServiceKey]time.Duration, desired, actual []
 // Pending returns the ops the next pass would apply now, changing nothing
 // (for `director plan`).
 func (r *Reconciler) Pending(ctx context.Context) ([]Op, error) {
+	r.pass.Lock()
+	defer r.pass.Unlock()
 	actual, err := r.kernel.Dump(ctx)
 	if err != nil {
 		return nil, err
@@ -457,7 +509,7 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 
 	start := time.Now()
 	writes0 := kernelWrites(r.kernel)
-	actual, err := r.kernel.Dump(ctx)
+	actual, read, err := r.read(ctx)
 	if err != nil {
 		return fmt.Errorf("dump: %w", err)
 	}
@@ -495,7 +547,7 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 		}
 	}
 	r.log.Log(ctx, level, msg, "services", len(c.desired), "ops", len(c.ops), "failed", failed,
-		"writes", kernelWrites(r.kernel)-writes0, "dump", dumped, "took", time.Since(start))
+		"writes", kernelWrites(r.kernel)-writes0, "read", read, "dump", dumped, "took", time.Since(start))
 	if len(c.ops) > bulkOps && r.afterBulk != nil {
 		defer r.afterBulk()
 	}
@@ -682,6 +734,87 @@ func (r *Reconciler) ReloadServices(ctx context.Context, topo *config.Topology, 
 	return errs.ErrorOrNil()
 }
 
+// FullDumpEvery is how often a pass reads the table with a full dump
+// when the kernel adapter can survey it: the other passes survey, which
+// does not see destination thresholds where the file sets none.
+const FullDumpEvery = 10
+
+// read returns the kernel's table for a pass, and how it was read
+// ("survey" or "dump"). Where the kernel adapter can survey (see
+// ipvs.Surveyor), passes survey, and read exactly the services a survey
+// cannot check (those with thresholds, fwmark services); every
+// FullDumpEvery-th pass, and any pass whose survey fails, dumps.
+func (r *Reconciler) read(ctx context.Context) ([]ipvs.Entry, string, error) {
+	r.mu.Lock()
+	r.passes++
+	full := r.passes%FullDumpEvery == 1
+	idx := r.indexLocked()
+	r.mu.Unlock()
+	sv, ok := r.kernel.(ipvs.Surveyor)
+	if ok && !full {
+		entries, err := survey(ctx, sv, r.kernel, idx.exact)
+		if err == nil {
+			return entries, "survey", nil
+		}
+		r.log.Debug("survey failed; dumping", "err", err)
+	}
+	entries, err := r.kernel.Dump(ctx)
+	return entries, "dump", err
+}
+
+// survey reads the table through sv, then reads the inexact services and
+// those in exact (if present) with DumpServices.
+func survey(ctx context.Context, sv ipvs.Surveyor, k ipvs.IPVS, exact []ipvs.ServiceKey) ([]ipvs.Entry, error) {
+	entries, inexact, err := sv.Survey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	at := make(map[ipvs.ServiceKey]int, len(inexact)+len(exact))
+	for _, key := range inexact {
+		at[key] = -1
+	}
+	if len(exact) > 0 {
+		for i := range entries {
+			at[entries[i].Service.ServiceKey] = i // only looked up for exact
+		}
+	}
+	var keys []ipvs.ServiceKey
+	for _, key := range append(inexact, exact...) {
+		if _, ok := at[key]; ok {
+			keys = append(keys, key)
+			delete(at, key) // once each
+		}
+	}
+	if len(keys) == 0 {
+		return entries, nil
+	}
+	got, err := dumpServices(ctx, k, keys)
+	if err != nil {
+		return nil, err
+	}
+	byKey := make(map[ipvs.ServiceKey]ipvs.Entry, len(got))
+	for _, e := range got {
+		byKey[e.Service.ServiceKey] = e
+	}
+	redo := make(map[ipvs.ServiceKey]bool, len(keys))
+	for _, key := range keys {
+		redo[key] = true
+	}
+	out := entries[:0]
+	for _, e := range entries {
+		key := e.Service.ServiceKey
+		if redo[key] {
+			x, ok := byKey[key]
+			if !ok {
+				continue // gone since the survey
+			}
+			e = x
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
 // dumpServices reads keys' services through k: only those when k can,
 // else from a full dump.
 func dumpServices(ctx context.Context, k ipvs.IPVS, keys []ipvs.ServiceKey) ([]ipvs.Entry, error) {
@@ -853,6 +986,7 @@ func (r *Reconciler) setDrain(service string, backend netip.AddrPort, on bool) e
 		}
 		delete(r.opDrains, k)
 	}
+	r.drainsGen++
 	err := r.saveStateLocked()
 	r.mu.Unlock()
 	r.log.Info("operator drain", "service", service, "backend", backend, "drain", on)

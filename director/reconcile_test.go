@@ -567,3 +567,77 @@ func TestRunPollsDrainStartedByReload(t *testing.T) {
 		<-done
 	})
 }
+
+// With a kernel that surveys (no thresholds, fwmark services inexact),
+// passes stay write-free on a table in sync, still see weight drift at
+// once, and see threshold drift by the next full dump.
+func TestSurveyPasses(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	thr := backend(be2, 3)
+	thr.UpperThreshold, thr.LowerThreshold = 100, 50
+	api := apiService(backend(be1, 1))
+	api.Backends[0].Port = 8080
+	mark := webService(backend(be3, 1))
+	mark.Name, mark.FWMark, mark.Address, mark.Port = "mark", 7, netip.Addr{}, 0
+	tp := topo(webService(backend(be1, 1), thr), api, mark)
+	k := ipvsfake.Surveying(f.fake)
+	r := NewReconciler(Options{Kernel: k, StateFile: f.state}, tp)
+	f.sync(r)
+	want := Desired(tp, nil)
+	f.expect("first pass", want...)
+	f.writes()
+	for i := range 2 * FullDumpEvery {
+		f.sync(r)
+		if m, n := f.writes(); n != 0 {
+			t.Fatalf("pass %d on a table in sync wrote %v", i+2, m)
+		}
+	}
+
+	// Weight drift: the next pass (a survey) repairs it.
+	if err := f.fake.UpdateDestination(ctx, apiKey(), apiDst(be1, 9)); err != nil {
+		t.Fatal(err)
+	}
+	f.writes()
+	f.sync(r)
+	f.expect("weight drift repaired", want...)
+
+	// Threshold drift where the file sets none: by a full dump, within
+	// FullDumpEvery passes.
+	d := apiDst(be1, 1)
+	d.UpperThreshold = 42
+	if err := f.fake.UpdateDestination(ctx, apiKey(), d); err != nil {
+		t.Fatal(err)
+	}
+	for range FullDumpEvery {
+		f.sync(r)
+	}
+	f.expect("threshold drift repaired", want...)
+}
+
+// versionedView is a mapView whose Version the test bumps.
+type versionedView struct {
+	m mapView
+	v uint64
+}
+
+func (w *versionedView) Backend(s string, b netip.AddrPort) BackendState { return w.m.Backend(s, b) }
+func (w *versionedView) Version() uint64                                  { return w.v }
+
+// A health change reaches the kernel on the next pass once the view's
+// version moves, though passes reuse the desired table otherwise.
+func TestDesiredReusedUntilHealthVersionMoves(t *testing.T) {
+	f := newFixture(t)
+	view := &versionedView{m: mapView{}}
+	r := NewReconciler(Options{Kernel: f.fake, Health: view, StateFile: f.state}, topo(webService(backend(be1, 1), backend(be2, 1))))
+	f.sync(r)
+	f.sync(r)
+	view.m[ap(be1)] = BackendState{Up: false, WeightPercent: WeightNotReported}
+	view.v++
+	f.sync(r)
+	f.expect("be1 down", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 0), dst(be2, 1)}})
+	delete(view.m, ap(be1))
+	view.v++
+	f.sync(r)
+	f.expect("be1 up", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 1)}})
+}

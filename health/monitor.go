@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -54,6 +55,9 @@ type Monitor struct {
 	// started, when set, learns each probe's scheduled and actual start
 	// (the load benchmark measures lateness with it).
 	started func(scheduled, actual time.Time)
+
+	// version changes whenever a backend's status may have (see Version).
+	version atomic.Uint64
 
 	mu      sync.Mutex
 	rnd     *rand.Rand
@@ -127,6 +131,7 @@ func New(log *slog.Logger, onChange func(), opts ...Option) *Monitor {
 // unchecked; removed ones stop. An error names targets whose check could
 // not be built: they stay down with the error as the reason.
 func (m *Monitor) Update(targets []Target) error {
+	defer m.version.Add(1)
 	now := time.Now()
 	var errs *multierror.Error
 	var logs []transition
@@ -347,6 +352,9 @@ func (m *Monitor) observe(k key, r *run, res check.Result) {
 	before := e.state.Status()
 	changed := e.state.Observe(res, now)
 	after := e.state.Status()
+	if before.Up != after.Up || before.Drain != after.Drain || before.WeightPercent != after.WeightPercent || before.Checked != after.Checked {
+		m.version.Add(1)
+	}
 	m.mu.Unlock()
 	if changed {
 		m.logTransition(transition{k, before, after})
@@ -388,6 +396,10 @@ func (m *Monitor) notify() {
 	default:
 	}
 }
+
+// Version changes whenever the Up, Drain, WeightPercent or Checked of
+// some backend may have changed, so a caller can tell that nothing did.
+func (m *Monitor) Version() uint64 { return m.version.Load() }
 
 // Backend returns the status of backend b of service svc. A backend the
 // monitor does not know is reported down and unchecked.

@@ -223,24 +223,36 @@ func TestMonitorTransitions(t *testing.T) {
 		if st := h.m.Backend("web", b); st.Up || st.Checked || st.Reason != ReasonNotChecked {
 			t.Fatalf("before Run: %+v", st)
 		}
+		v0 := h.m.Version()
 		h.start(t)
 		advance(time.Second) // first probe: up
 		if st := h.m.Backend("web", b); !st.Up || !st.Checked {
 			t.Fatalf("after first success: %+v", st)
 		}
+		// The director reuses its plan while Version stands still.
+		if h.m.Version() == v0 {
+			t.Error("Version did not move when the backend came up")
+		}
 		if got := h.changes.Load(); got != 1 {
 			t.Errorf("onChange called %d times, want 1", got)
 		}
 
+		v1 := h.m.Version()
 		h.fake.set(b, refused)
 		advance(2 * time.Second)
 		if st := h.m.Backend("web", b); !st.Up || !strings.Contains(st.Reason, "2 of 3 to fall") {
 			t.Fatalf("after 2 failures: %+v", st)
 		}
+		if h.m.Version() != v1 {
+			t.Error("Version moved on failures that changed no verdict")
+		}
 		if got := h.changes.Load(); got != 1 {
 			t.Errorf("onChange called %d times before the fall, want 1", got)
 		}
 		advance(5 * time.Second)
+		if h.m.Version() == v1 {
+			t.Error("Version did not move when the backend went down")
+		}
 		st := h.m.Backend("web", b)
 		// Probes: 1 success, then failures; the third failure is probe 3.
 		if downAt := h.fake.probes(b)[3]; st.Up || st.Reason != "connect: connection refused" || !st.Since.Equal(downAt) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/golvs/golvs/director/ipvs"
 	"github.com/golvs/golvs/integration/bench"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"golang.org/x/sys/unix"
 )
 
@@ -144,6 +146,41 @@ func TestKernelClientRoundTrip(t *testing.T) {
 	if err := k.AddDestination(ctx, svcs[1].Service.ServiceKey, svcs[1].Destinations[0]); !errors.Is(err, unix.ESRCH) {
 		t.Errorf("adding to a missing service: %v, want ESRCH", err)
 	}
+	// Survey agrees with Dump except for thresholds (not in /proc) and
+	// the fwmark service (inexact: /proc does not give its family).
+	surveyed, inexact, err := k.Survey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inexact) != 1 || inexact[0] != svcs[3].Service.ServiceKey {
+		t.Errorf("survey inexact %v, want only the fwmark service", inexact)
+	}
+	var wantSurvey []ipvs.Entry
+	for _, e := range dumpOf(t, k, svcs) {
+		e.Destinations = slices.Clone(e.Destinations)
+		for i := range e.Destinations {
+			e.Destinations[i].UpperThreshold, e.Destinations[i].LowerThreshold = 0, 0
+		}
+		if e.Service.FWMark != 0 {
+			e.Destinations = nil
+		}
+		wantSurvey = append(wantSurvey, e)
+	}
+	var gotSurvey []ipvs.Entry
+	for _, e := range surveyed {
+		for _, w := range svcs {
+			if e.Service.ServiceKey == w.Service.ServiceKey {
+				for i := range e.Destinations {
+					e.Destinations[i].ActiveConns, e.Destinations[i].InactiveConns = 0, 0
+				}
+				gotSurvey = append(gotSurvey, e)
+			}
+		}
+	}
+	if diff := cmp.Diff(wantSurvey, gotSurvey, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Survey differs from Dump (-dump +survey):\n%s", diff)
+	}
+
 	// DumpServices reads just the services asked for (a missing one is
 	// left out) exactly as Dump shows them.
 	ask := []ipvs.ServiceKey{svcs[3].Service.ServiceKey, svcs[1].Service.ServiceKey, svcs[0].Service.ServiceKey}

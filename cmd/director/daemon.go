@@ -31,6 +31,8 @@ import (
 // healthView adapts the health monitor to the reconciler.
 type healthView struct{ m *health.Monitor }
 
+func (h healthView) Version() uint64 { return h.m.Version() }
+
 func (h healthView) Backend(svc string, b netip.AddrPort) director.BackendState {
 	st := h.m.Backend(svc, b)
 	return director.BackendState{Up: st.Up, Drain: st.Drain, WeightPercent: st.WeightPercent, Unknown: !st.Checked}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Default bounds of one call when the caller's context has no earlier
@@ -36,11 +38,15 @@ type Kernel struct {
 	// DumpTimeout bounds a whole Dump; zero means DefaultDumpTimeout.
 	DumpTimeout time.Duration
 
-	mu     sync.Mutex
-	c      *nlConn       // nil until first use, and after a failed call
-	d      *nlConn       // destination dumps (small buffers); nil = use c
-	noD    bool          // d truncated a reply once: use c only
-	writes atomic.Uint64 // netlink write requests sent
+	mu  sync.Mutex
+	c   *nlConn // nil until first use, and after a failed call
+	d   *nlConn // destination dumps (small buffers); nil = use c
+	noD bool    // d truncated a reply once: use c only
+	// proc is 1 + the descriptor of /proc/net/ip_vs of the sockets'
+	// namespace, opened with them (0: none); procBuf is reused.
+	proc    int
+	procBuf []byte
+	writes  atomic.Uint64 // netlink write requests sent
 }
 
 var (
@@ -73,6 +79,7 @@ func (k *Kernel) openLocked() error {
 	if !k.noD {
 		k.d, _ = dialIPVSBuf(destBufLen())
 	}
+	k.proc = openProc() + 1
 	return nil
 }
 
@@ -84,6 +91,10 @@ func (k *Kernel) closeLocked() {
 		}
 	}
 	k.c, k.d = nil, nil
+	if k.proc > 0 {
+		unix.Close(k.proc - 1)
+		k.proc = 0
+	}
 }
 
 // Writes returns how many netlink write requests (adds, updates, deletes)
@@ -240,7 +251,8 @@ func SortDestinations(ds []Destination) {
 // by family, address, protocol, port and mark.
 func KeyLess(a, b ServiceKey) bool { return KeyCompare(a, b) < 0 }
 
-// KeyCompare is KeyLess as a three-way comparison.
+// KeyCompare is KeyLess as a three-way comparison. It stops at the first
+// difference: it orders thousands of services on every pass.
 func KeyCompare(a, b ServiceKey) int {
 	if (a.FWMark != 0) != (b.FWMark != 0) {
 		if a.FWMark == 0 {
@@ -248,11 +260,17 @@ func KeyCompare(a, b ServiceKey) int {
 		}
 		return 1
 	}
-	return cmp.Or(
-		cmp.Compare(a.Family, b.Family),
-		a.Address.Compare(b.Address),
-		cmp.Compare(a.Protocol, b.Protocol),
-		cmp.Compare(a.Port, b.Port),
-		cmp.Compare(a.FWMark, b.FWMark),
-	)
+	if a.Family != b.Family {
+		return cmp.Compare(a.Family, b.Family)
+	}
+	if a.Address != b.Address {
+		return a.Address.Compare(b.Address)
+	}
+	if a.Protocol != b.Protocol {
+		return cmp.Compare(a.Protocol, b.Protocol)
+	}
+	if a.Port != b.Port {
+		return cmp.Compare(a.Port, b.Port)
+	}
+	return cmp.Compare(a.FWMark, b.FWMark)
 }

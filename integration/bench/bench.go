@@ -65,8 +65,9 @@ type Result struct {
 	ChangePass   time.Duration
 	Unchanged    []uint64      // writes of each unchanged SIGHUP's pass
 	ReloadPass   time.Duration // median of the unchanged reloads' first passes (they overlap the reload's own work)
-	NoopPass     time.Duration // median no-op resync pass (dump + diff) over the director's table, nothing else running
-	NoopDump     time.Duration // the dump part of that pass
+	NoopPass     time.Duration // median no-op periodic pass (survey + diff) over the director's table, nothing else running
+	NoopFullPass time.Duration // the same with a full netlink dump (every director.FullDumpEvery-th pass)
+	NoopDump     time.Duration // a full netlink dump alone
 	RSSKB        int64         // director's peak RSS
 }
 
@@ -157,6 +158,9 @@ func merge(a, b Result) Result {
 		*f.dst = min(*f.dst, f.v)
 	}
 	m.ReloadPass = min(m.ReloadPass, b.ReloadPass)
+	if b.NoopFullPass < m.NoopFullPass {
+		m.NoopFullPass = b.NoopFullPass
+	}
 	if b.NoopPass < m.NoopPass {
 		m.NoopPass, m.NoopDump = b.NoopPass, b.NoopDump
 	}

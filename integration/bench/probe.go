@@ -78,6 +78,14 @@ func Probe(ctx context.Context, w io.Writer, prof io.Writer, work string, n, bac
 	t = time.Now()
 	countTable("/proc/net/ip_vs")
 	fmt.Fprintf(w, "probe %d: read /proc/net/ip_vs %s\n", n, time.Since(t))
+	for range 2 {
+		t = time.Now()
+		es, inexact, err := k.Survey(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "probe %d: survey %s (%d services, %d inexact)\n", n, time.Since(t), len(es), len(inexact))
+	}
 	if err := clearTable(ctx); err != nil {
 		return err
 	}
@@ -88,7 +96,7 @@ func Probe(ctx context.Context, w io.Writer, prof io.Writer, work string, n, bac
 		pprof.StartCPUProfile(prof)
 		defer pprof.StopCPUProfile()
 	}
-	for range 2 {
+	for range 4 {
 		t = time.Now()
 		if err := rec.Sync(ctx); err != nil {
 			return err

@@ -132,6 +132,43 @@ func (f *Fake) Dump(ctx context.Context) ([]ipvs.Entry, error) {
 	return out, nil
 }
 
+// survey is what the kernel adapter's Survey returns: Dump without the
+// destinations' thresholds, fwmark services inexact. Only Surveying
+// offers it, so tests choose their path.
+func (f *Fake) survey(ctx context.Context) ([]ipvs.Entry, []ipvs.ServiceKey, error) {
+	all, err := f.Dump(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var inexact []ipvs.ServiceKey
+	for i := range all {
+		if all[i].Service.FWMark != 0 {
+			inexact = append(inexact, all[i].Service.ServiceKey)
+			all[i].Destinations = nil
+			continue
+		}
+		for j := range all[i].Destinations {
+			all[i].Destinations[j].UpperThreshold, all[i].Destinations[j].LowerThreshold = 0, 0
+		}
+	}
+	return all, inexact, nil
+}
+
+// Surveying wraps f so that it also offers Survey (ipvs.Surveyor).
+func Surveying(f *Fake) interface {
+	ipvs.IPVS
+	ipvs.ServiceDumper
+	ipvs.Surveyor
+} {
+	return surveying{f}
+}
+
+type surveying struct{ *Fake }
+
+func (s surveying) Survey(ctx context.Context) ([]ipvs.Entry, []ipvs.ServiceKey, error) {
+	return s.survey(ctx)
+}
+
 // DumpServices is Dump restricted to keys (counted as one dump).
 func (f *Fake) DumpServices(ctx context.Context, keys []ipvs.ServiceKey) ([]ipvs.Entry, error) {
 	all, err := f.Dump(ctx)

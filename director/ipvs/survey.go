@@ -1,0 +1,352 @@
+package ipvs
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+)
+
+// Surveyor is implemented by IPVS implementations that can read the whole
+// table more cheaply than Dump, with less detail: destinations'
+// thresholds are not reported (zero), and inexact lists the services the
+// survey could not place or read fully (fwmark services, services that
+// appeared between its two reads); read those with DumpServices. Every
+// other field is what Dump would return.
+type Surveyor interface {
+	Survey(ctx context.Context) (entries []Entry, inexact []ServiceKey, err error)
+}
+
+var _ Surveyor = (*Kernel)(nil)
+
+// Survey reads the services over netlink (one dump) and all their
+// destinations from the namespace's /proc/net/ip_vs, which the kernel
+// writes in one pass: a fraction of the cost of one netlink destination
+// dump per service, which dominates a large table's periodic pass.
+func (k *Kernel) Survey(ctx context.Context) ([]Entry, []ServiceKey, error) {
+	if err := k.Open(); err != nil {
+		return nil, nil, err
+	}
+	k.mu.Lock()
+	has := k.proc > 0
+	k.mu.Unlock()
+	if !has {
+		return nil, nil, errNoProc
+	}
+	var entries []Entry
+	var inexact []ServiceKey
+	err := k.do(ctx, k.dumpTimeout(), func(ctx context.Context, c *nlConn) error {
+		if k.proc == 0 {
+			return errNoProc
+		}
+		svcs, err := c.dumpServiceList(ctx)
+		if err != nil {
+			return err
+		}
+		text, err := k.readProc()
+		if err != nil {
+			return err
+		}
+		entries, inexact = merge(svcs, parseProc(text))
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("ipvs survey: %w", err)
+	}
+	SortEntries(entries)
+	return entries, inexact, nil
+}
+
+var errNoProc = fmt.Errorf("no /proc/net/ip_vs: %w", unix.ENOENT)
+
+// openProc opens /proc/net/ip_vs of the calling thread's network
+// namespace (the one the sockets are made in); -1 when it cannot.
+func openProc() int {
+	fd, err := unix.Open("/proc/thread-self/net/ip_vs", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+// readProc reads the whole file from its start into k.procBuf.
+func (k *Kernel) readProc() ([]byte, error) {
+	fd := k.proc - 1
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		return nil, fmt.Errorf("/proc/net/ip_vs: %w", err)
+	}
+	b := k.procBuf[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, make([]byte, max(64<<10, cap(b)))...)[:len(b)]
+		}
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("/proc/net/ip_vs: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		b = b[:len(b)+n]
+	}
+	k.procBuf = b
+	return b, nil
+}
+
+// dumpServiceList is the services of the table, without destinations.
+func (c *nlConn) dumpServiceList(ctx context.Context) ([]Entry, error) {
+	var entries []Entry
+	err := c.dump(ctx, cmdGetService, nil, func(b []byte) error {
+		var perr error
+		attrs(b, func(typ uint16, data []byte) {
+			if typ == attrService {
+				s, err := parseService(data)
+				if err != nil {
+					perr = err
+					return
+				}
+				entries = append(entries, Entry{Service: s})
+			}
+		})
+		return perr
+	})
+	if err != nil {
+		return nil, fmt.Errorf("services: %w", err)
+	}
+	return entries, nil
+}
+
+// procService is one service of /proc/net/ip_vs with its destinations.
+type procService struct {
+	key   ServiceKey // Family 0 for a fwmark service: /proc omits it
+	dests []Destination
+}
+
+// merge gives each netlink service its /proc destinations; fwmark
+// services and services /proc did not list are inexact.
+func merge(svcs []Entry, procs []procService) ([]Entry, []ServiceKey) {
+	byKey := make(map[ServiceKey]int, len(procs))
+	for i := range procs {
+		if procs[i].key.FWMark == 0 {
+			byKey[procs[i].key] = i
+		}
+	}
+	var inexact []ServiceKey
+	for i := range svcs {
+		k := svcs[i].Service.ServiceKey
+		j, ok := byKey[k]
+		if k.FWMark != 0 || !ok {
+			inexact = append(inexact, k)
+			continue
+		}
+		svcs[i].Destinations = procs[j].dests
+		if !slicesSorted(svcs[i].Destinations) {
+			SortDestinations(svcs[i].Destinations)
+		}
+	}
+	return svcs, inexact
+}
+
+func slicesSorted(ds []Destination) bool {
+	for i := 1; i < len(ds); i++ {
+		if ds[i-1].Key().Compare(ds[i].Key()) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// parseProc reads /proc/net/ip_vs (ip_vs_info_seq_show):
+//
+//	TCP  C0000201:2710 rr
+//	  -> 0A020001:2710      Masq    1      0          0
+//	UDP  [2001:0db8:0000:0000:0000:0000:0000:0001]:0035 rr persistent 300 FFFFFFFF
+//	FWM  00000004 wlc
+//
+// Lines it cannot read are skipped, with the destinations under them:
+// their service is then missing, hence inexact.
+func parseProc(b []byte) []procService {
+	var out []procService
+	cur := -1 // index of the service the next destinations belong to
+	all := make([]Destination, 0, bytes.Count(b, []byte("->")))
+	for len(b) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			line, b = b, nil
+		}
+		if bytes.HasPrefix(line, []byte("  -> ")) {
+			if cur < 0 {
+				continue
+			}
+			d, ok := parseProcDest(line[5:])
+			if !ok {
+				out[cur].key = ServiceKey{} // unreadable: drop the service
+				cur = -1
+				continue
+			}
+			all = append(all, d)
+			out[cur].dests = all[len(all)-len(out[cur].dests)-1 : len(all) : len(all)]
+			continue
+		}
+		cur = -1
+		key, ok := parseProcService(line)
+		if ok {
+			out = append(out, procService{key: key})
+			cur = len(out) - 1
+		}
+	}
+	return out
+}
+
+func parseProcService(line []byte) (ServiceKey, bool) {
+	sc := scanner{b: line}
+	proto := sc.token()
+	var k ServiceKey
+	switch string(proto) {
+	case "TCP":
+		k.Protocol = unix.IPPROTO_TCP
+	case "UDP":
+		k.Protocol = unix.IPPROTO_UDP
+	case "SCTP":
+		k.Protocol = unix.IPPROTO_SCTP
+	case "FWM":
+		v, ok := hexNum(sc.token(), 8)
+		if !ok || v == 0 {
+			return ServiceKey{}, false
+		}
+		return ServiceKey{FWMark: uint32(v)}, true
+	default:
+		return ServiceKey{}, false // a header line
+	}
+	a, port, ok := parseProcAddrPort(sc.token())
+	if !ok {
+		return ServiceKey{}, false
+	}
+	k.Address, k.Port = a, port
+	k.Family = unix.AF_INET
+	if a.Is6() {
+		k.Family = unix.AF_INET6
+	}
+	return k, true
+}
+
+func parseProcDest(line []byte) (Destination, bool) {
+	sc := scanner{b: line}
+	a, port, ok := parseProcAddrPort(sc.token())
+	if !ok {
+		return Destination{}, false
+	}
+	d := Destination{Address: a, Port: port}
+	switch string(sc.token()) {
+	case "Masq":
+		d.Forwarding = Masq
+	case "Local":
+		d.Forwarding = 1 // IP_VS_CONN_F_LOCALNODE, as netlink reports it
+	case "Tunnel":
+		d.Forwarding = Tunnel
+	case "Route":
+		d.Forwarding = Route
+	default:
+		return Destination{}, false
+	}
+	var nums [3]int
+	for i := range nums {
+		v, ok := decNum(sc.token())
+		if !ok {
+			return Destination{}, false
+		}
+		nums[i] = v
+	}
+	d.Weight, d.ActiveConns, d.InactiveConns = nums[0], nums[1], nums[2]
+	return d, true
+}
+
+// parseProcAddrPort reads "0A020001:2710" or "[2001:0db8:...:0001]:01BB".
+func parseProcAddrPort(b []byte) (netip.Addr, uint16, bool) {
+	i := bytes.LastIndexByte(b, ':')
+	if i < 0 {
+		return netip.Addr{}, 0, false
+	}
+	port, ok := hexNum(b[i+1:], 4)
+	if !ok {
+		return netip.Addr{}, 0, false
+	}
+	h := b[:i]
+	if len(h) > 2 && h[0] == '[' && h[len(h)-1] == ']' {
+		a, err := netip.ParseAddr(string(h[1 : len(h)-1]))
+		if err != nil || !a.Is6() {
+			return netip.Addr{}, 0, false
+		}
+		return a, uint16(port), true
+	}
+	v, ok := hexNum(h, 8)
+	if !ok || len(h) != 8 {
+		return netip.Addr{}, 0, false
+	}
+	var a4 [4]byte
+	binary.BigEndian.PutUint32(a4[:], uint32(v))
+	return netip.AddrFrom4(a4), uint16(port), true
+}
+
+// scanner splits a line into space-separated tokens without allocating:
+// this parser reads tens of thousands of lines per pass.
+type scanner struct{ b []byte }
+
+func (s *scanner) token() []byte {
+	i := 0
+	for i < len(s.b) && s.b[i] == ' ' {
+		i++
+	}
+	j := i
+	for j < len(s.b) && s.b[j] != ' ' {
+		j++
+	}
+	t := s.b[i:j]
+	s.b = s.b[j:]
+	return t
+}
+
+// hexNum parses 1..max hex digits.
+func hexNum(b []byte, max int) (uint64, bool) {
+	if len(b) == 0 || len(b) > max {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		default:
+			return 0, false
+		}
+		v = v<<4 | uint64(c)
+	}
+	return v, true
+}
+
+// decNum parses a non-negative decimal of at most 10 digits.
+func decNum(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 10 {
+		return 0, false
+	}
+	v := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, true
+}
