@@ -622,7 +622,7 @@ type versionedView struct {
 }
 
 func (w *versionedView) Backend(s string, b netip.AddrPort) BackendState { return w.m.Backend(s, b) }
-func (w *versionedView) Version() uint64                                  { return w.v }
+func (w *versionedView) Version() uint64                                 { return w.v }
 
 // A health change reaches the kernel on the next pass once the view's
 // version moves, though passes reuse the desired table otherwise.

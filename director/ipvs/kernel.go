@@ -3,6 +3,7 @@ package ipvs
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -239,7 +240,40 @@ func (k *Kernel) DeleteDestination(ctx context.Context, key ServiceKey, d Destin
 
 // SortEntries orders entries by service key, the order Dump returns.
 func SortEntries(es []Entry) {
+	if sortEntries4(es) {
+		return
+	}
 	slices.SortFunc(es, func(a, b Entry) int { return KeyCompare(a.Service.ServiceKey, b.Service.ServiceKey) })
+}
+
+// sortEntries4 sorts a table of IPv4 address services (the common case)
+// by a packed 64-bit key, several times faster than comparing keys: every
+// dump of thousands of services comes in hash order. false: not such a
+// table, nothing done.
+func sortEntries4(es []Entry) bool {
+	if len(es) < 64 {
+		return false
+	}
+	type ranked struct {
+		k uint64
+		i int
+	}
+	rs := make([]ranked, len(es))
+	for i := range es {
+		k := es[i].Service.ServiceKey
+		if k.FWMark != 0 || k.Family != unix.AF_INET || !k.Address.Is4() {
+			return false
+		}
+		a := k.Address.As4()
+		rs[i] = ranked{uint64(binary.BigEndian.Uint32(a[:]))<<32 | uint64(k.Protocol)<<16 | uint64(k.Port), i}
+	}
+	slices.SortFunc(rs, func(a, b ranked) int { return cmp.Compare(a.k, b.k) })
+	sorted := make([]Entry, len(es))
+	for i, r := range rs {
+		sorted[i] = es[r.i]
+	}
+	copy(es, sorted)
+	return true
 }
 
 // SortDestinations orders destinations by address and port.

@@ -129,23 +129,44 @@ type procService struct {
 }
 
 // merge gives each netlink service its /proc destinations; fwmark
-// services and services /proc did not list are inexact.
+// services and services /proc did not list are inexact. Both lists walk
+// the kernel's service hash table in the same order, so they are zipped;
+// a map is built only if they part.
 func merge(svcs []Entry, procs []procService) ([]Entry, []ServiceKey) {
-	byKey := make(map[ServiceKey]int, len(procs))
-	for i := range procs {
-		if procs[i].key.FWMark == 0 {
-			byKey[procs[i].key] = i
-		}
-	}
 	var inexact []ServiceKey
+	var byKey map[ServiceKey]int
+	j := 0
 	for i := range svcs {
 		k := svcs[i].Service.ServiceKey
-		j, ok := byKey[k]
-		if k.FWMark != 0 || !ok {
+		if k.FWMark != 0 {
+			inexact = append(inexact, k)
+			if j < len(procs) && procs[j].key.FWMark == k.FWMark {
+				j++
+			}
+			continue
+		}
+		at := -1
+		if j < len(procs) && procs[j].key == k {
+			at = j
+			j++
+		} else {
+			if byKey == nil {
+				byKey = make(map[ServiceKey]int, len(procs))
+				for x := range procs {
+					if procs[x].key.FWMark == 0 {
+						byKey[procs[x].key] = x
+					}
+				}
+			}
+			if x, ok := byKey[k]; ok {
+				at = x
+			}
+		}
+		if at < 0 {
 			inexact = append(inexact, k)
 			continue
 		}
-		svcs[i].Destinations = procs[j].dests
+		svcs[i].Destinations = procs[at].dests
 		if !slicesSorted(svcs[i].Destinations) {
 			SortDestinations(svcs[i].Destinations)
 		}

@@ -64,3 +64,29 @@ func TestParseProc(t *testing.T) {
 		t.Errorf("merged destinations %v, want both, sorted", d)
 	}
 }
+
+// The packed-key sort of IPv4 tables orders like KeyCompare.
+func TestSortEntriesPacked(t *testing.T) {
+	var es []Entry
+	for i := range 300 {
+		a := netip.AddrFrom4([4]byte{10, byte(i % 3), byte(i * 7), byte(i * 13)})
+		es = append(es, Entry{Service: Service{ServiceKey: ServiceKey{Family: unix.AF_INET,
+			Protocol: []uint16{unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_SCTP}[i%3], Address: a, Port: uint16(i * 31 % 7)}}})
+	}
+	want := append([]Entry(nil), es...)
+	if !sortEntries4(es) {
+		t.Fatal("an IPv4 table was not sorted by the packed key")
+	}
+	for i := 1; i < len(es); i++ {
+		if KeyCompare(es[i-1].Service.ServiceKey, es[i].Service.ServiceKey) > 0 {
+			t.Fatalf("out of order at %d: %v then %v", i, es[i-1].Service.ServiceKey, es[i].Service.ServiceKey)
+		}
+	}
+	if len(es) != len(want) {
+		t.Fatal("entries lost")
+	}
+	want[5].Service.Family, want[5].Service.Address = unix.AF_INET6, netip.MustParseAddr("2001:db8::1")
+	if sortEntries4(want) {
+		t.Error("a table with an IPv6 service took the IPv4 sort")
+	}
+}
