@@ -32,7 +32,7 @@ const (
 func cmdBench(args []string) int {
 	fs := flag.NewFlagSet("lab bench", flag.ContinueOnError)
 	sizes := fs.String("sizes", "100,1000,5000", "comma-separated numbers of services (10000 takes about 5 more minutes)")
-	rounds := fs.Int("rounds", 2, "measure each size this many times, keeping the best times")
+	rounds := fs.Int("rounds", 3, "measure each size this many times, keeping the best times")
 	timeout := fs.Duration("timeout", 45*time.Minute, "kill the guest after this long")
 	forceVM := fs.Bool("vm", false, "boot the guest even if the host kernel has IPVS")
 	cpus := fs.Int("cpus", 0, "guest CPUs (default 1)")

@@ -3,7 +3,7 @@
 // director on the same table, prints the table and writes the raw figures.
 // `go run ./cmd/lab bench` (make bench) builds and boots it.
 //
-//	benchguest -director bin/director [-sizes 100,1000,5000] [-backends 4] [-rounds 2] [-out FILE|-]
+//	benchguest -director bin/director [-sizes 100,1000,5000] [-backends 4] [-rounds 3] [-out FILE|-]
 //
 // With -out - the raw figures go to stdout between marker lines, for a host
 // that cannot see the guest's files.
@@ -40,7 +40,7 @@ func main() {
 func run(ctx context.Context) int {
 	sizes := flag.String("sizes", "100,1000,5000", "comma-separated numbers of services")
 	backends := flag.Int("backends", 4, "NAT real servers per service")
-	rounds := flag.Int("rounds", 2, "measure each size this many times and keep the best times")
+	rounds := flag.Int("rounds", 3, "measure each size this many times and keep the best times")
 	dirBin := flag.String("director", "", "the director binary (required)")
 	work := flag.String("work", "/var/tmp/golvs-bench", "scratch directory")
 	out := flag.String("out", "-", "raw figures: a file, or - for stdout between markers")
