@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"unsafe"
 
@@ -208,6 +209,9 @@ func reparse(name string, src string, prev *Topology) *Topology {
 			if svc, ok = decodeService(name, []byte(text), i); !ok {
 				return nil
 			}
+			// Its own copy: a substring would keep this whole
+			// version of the file alive for as long as the piece.
+			text = strings.Clone(text)
 			fresh = append(fresh, i)
 		}
 		t.Services = append(t.Services, svc)
