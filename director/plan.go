@@ -180,8 +180,15 @@ func desiredEntryUnknown(s *config.Service, health HealthView) (e ipvs.Entry, un
 	e = ipvs.Entry{Service: desiredService(s)}
 	e.Destinations = make([]ipvs.Destination, 0, len(s.Backends))
 	up := 0
+	unchecked := s.Check == nil || s.Check.Type == config.CheckNone
 	for _, b := range s.Backends {
 		st := health.Backend(s.Name, b.AddrPort())
+		if st.Unknown && unchecked {
+			// Nothing will ever check it: up, as health would say once
+			// it knows the backend (a reload applies new backends
+			// before the monitor hears of them).
+			st.Up, st.Unknown, st.WeightPercent = true, false, WeightNotReported
+		}
 		unknown = unknown || st.Unknown
 		if (st.Up || st.Unknown) && !st.Drain {
 			up++

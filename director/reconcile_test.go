@@ -439,6 +439,8 @@ func TestRestartWithUncheckedBackends(t *testing.T) {
 	f := newFixture(t)
 	svc := webService(backend(be1, 1), backend(be2, 5))
 	svc.OnFailure = config.Remove
+	// Checked, but the first probes have not run yet.
+	svc.Check = &config.Check{Type: config.CheckTCP, Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1}
 	f.sync(f.reconciler(topo(svc), nil))
 	f.writes()
 
@@ -640,4 +642,22 @@ func TestDesiredReusedUntilHealthVersionMoves(t *testing.T) {
 	view.v++
 	f.sync(r)
 	f.expect("be1 up", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 1)}})
+}
+
+// A backend added by a reload to a service without a check goes in with
+// its weight at once, though health has not heard of it yet.
+func TestReloadAddsUncheckedBackendAtItsWeight(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	view := mapView{ap(be2): {Unknown: true, WeightPercent: WeightNotReported}}
+	r := NewReconciler(Options{Kernel: f.fake, Health: view, StateFile: f.state}, topo(webService(backend(be1, 1))))
+	f.sync(r)
+	f.writes()
+	if err := r.ReloadServices(ctx, topo(webService(backend(be1, 1), backend(be2, 4))), []int{0}, []ipvs.ServiceKey{web}); err != nil {
+		t.Fatal(err)
+	}
+	f.expect("be2 added", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 4)}})
+	if m, n := f.writes(); n != 1 {
+		t.Errorf("writes %v, want one add", m)
+	}
 }
