@@ -227,7 +227,7 @@ func desiredEntryUnknown(s *config.Service, health HealthView) (e ipvs.Entry, un
 			e.Destinations = append(e.Destinations, sorry)
 		}
 	}
-	if !slices.IsSortedFunc(e.Destinations, compareDests) {
+	if !slices.IsSortedFunc(e.Destinations, ipvs.CompareDests) {
 		ipvs.SortDestinations(e.Destinations)
 	}
 	return e, unknown
@@ -450,7 +450,7 @@ func sortedEntries(es []ipvs.Entry) []ipvs.Entry {
 		return ipvs.KeyCompare(a.Service.ServiceKey, b.Service.ServiceKey)
 	})
 	for i := 0; ok && i < len(es); i++ {
-		ok = slices.IsSortedFunc(es[i].Destinations, compareDests)
+		ok = slices.IsSortedFunc(es[i].Destinations, ipvs.CompareDests)
 	}
 	if ok {
 		return es
@@ -465,8 +465,6 @@ func sortedEntries(es []ipvs.Entry) []ipvs.Entry {
 	return out
 }
 
-func compareDests(a, b ipvs.Destination) int { return a.Key().Compare(b.Key()) }
-
 // planDests appends the destination changes of one service to ops:
 // deletes, then updates, then adds, each in address order. Both lists
 // are sorted.
@@ -479,7 +477,7 @@ func planDests(ops []Op, d, a ipvs.Entry) []Op {
 		case j == len(a.Destinations):
 			c = -1
 		case i < len(d.Destinations):
-			c = compareDests(d.Destinations[i], a.Destinations[j])
+			c = ipvs.CompareDests(d.Destinations[i], a.Destinations[j])
 		}
 		switch {
 		case c < 0:

@@ -263,6 +263,15 @@ func (v drainView) Backend(service string, b netip.AddrPort) BackendState {
 	return st
 }
 
+// viewLocked is health with the operator drains (a copy) on top; r.mu
+// must be held.
+func (r *Reconciler) viewLocked() HealthView {
+	if len(r.opDrains) == 0 {
+		return r.health
+	}
+	return drainView{base: r.health, drains: maps.Clone(r.opDrains)}
+}
+
 // computed is one pass's plan and what it is based on.
 type computed struct {
 	topo     *config.Topology
@@ -294,11 +303,7 @@ func indexTopology(topo *config.Topology) *topoIndex {
 		k := Key(s)
 		x.wanted[k] = true
 		x.names[k] = s.Name
-		t := s.DrainTimeout
-		if t <= 0 {
-			t = config.DefaultDrainTimeout
-		}
-		x.timeouts[k] = t
+		x.timeouts[k] = positive(s.DrainTimeout, config.DefaultDrainTimeout)
 		for _, b := range s.Backends {
 			if b.UpperThreshold != 0 || b.LowerThreshold != 0 {
 				x.exact = append(x.exact, k)
@@ -327,10 +332,7 @@ func (r *Reconciler) compute(actual []ipvs.Entry) computed {
 		// r.owned is replaced, never changed, once loaded: share it.
 		owned: r.owned,
 	}
-	view := HealthView(r.health)
-	if len(r.opDrains) > 0 {
-		view = drainView{base: r.health, drains: maps.Clone(r.opDrains)}
-	}
+	view := r.viewLocked()
 	prev := maps.Clone(r.draining)
 	drainsGen := r.drainsGen
 	r.mu.Unlock()
@@ -453,7 +455,7 @@ func keepDraining(timeouts map[ipvs.ServiceKey]time.Duration, desired, actual []
 		var leaving []ipvs.Destination
 		for x, y := 0, 0; y < len(have); {
 			if x < len(want) {
-				if c := compareDests(want[x], have[y]); c <= 0 {
+				if c := ipvs.CompareDests(want[x], have[y]); c <= 0 {
 					x++
 					if c == 0 {
 						y++
@@ -622,10 +624,7 @@ func (r *Reconciler) ReloadServices(ctx context.Context, topo *config.Topology, 
 	r.loadStateLocked()
 	r.topo = topo
 	owned := r.owned
-	view := HealthView(r.health)
-	if len(r.opDrains) > 0 {
-		view = drainView{base: r.health, drains: maps.Clone(r.opDrains)}
-	}
+	view := r.viewLocked()
 	r.mu.Unlock()
 
 	// The services concerned, as a topology of their own.
@@ -714,14 +713,15 @@ func (r *Reconciler) ReloadServices(ctx context.Context, topo *config.Topology, 
 		"writes", kernelWrites(r.kernel)-writes0, "dump", dumped, "took", time.Since(start))
 
 	// Forget the services that went (unless their delete failed).
+	cur := r.ownedNow()
 	drop := false
 	for _, k := range gone {
-		if !wanted[k] && !failedDeletes[k] && r.ownedNow()[k] {
+		if !wanted[k] && !failedDeletes[k] && cur[k] {
 			drop = true
 		}
 	}
 	if drop {
-		next := maps.Clone(r.ownedNow())
+		next := maps.Clone(cur)
 		for _, k := range gone {
 			if !wanted[k] && !failedDeletes[k] {
 				delete(next, k)
@@ -763,26 +763,18 @@ func (r *Reconciler) read(ctx context.Context) ([]ipvs.Entry, string, error) {
 }
 
 // survey reads the table through sv, then reads the inexact services and
-// those in exact (if present) with DumpServices.
+// those in exact again with DumpServices (dropping any gone since).
 func survey(ctx context.Context, sv ipvs.Surveyor, k ipvs.IPVS, exact []ipvs.ServiceKey) ([]ipvs.Entry, error) {
 	entries, inexact, err := sv.Survey(ctx)
 	if err != nil {
 		return nil, err
 	}
-	at := make(map[ipvs.ServiceKey]int, len(inexact)+len(exact))
-	for _, key := range inexact {
-		at[key] = -1
-	}
-	if len(exact) > 0 {
-		for i := range entries {
-			at[entries[i].Service.ServiceKey] = i // only looked up for exact
-		}
-	}
+	redo := make(map[ipvs.ServiceKey]bool, len(inexact)+len(exact))
 	var keys []ipvs.ServiceKey
 	for _, key := range append(inexact, exact...) {
-		if _, ok := at[key]; ok {
+		if !redo[key] {
+			redo[key] = true
 			keys = append(keys, key)
-			delete(at, key) // once each
 		}
 	}
 	if len(keys) == 0 {
@@ -795,10 +787,6 @@ func survey(ctx context.Context, sv ipvs.Surveyor, k ipvs.IPVS, exact []ipvs.Ser
 	byKey := make(map[ipvs.ServiceKey]ipvs.Entry, len(got))
 	for _, e := range got {
 		byKey[e.Service.ServiceKey] = e
-	}
-	redo := make(map[ipvs.ServiceKey]bool, len(keys))
-	for _, key := range keys {
-		redo[key] = true
 	}
 	out := entries[:0]
 	for _, e := range entries {

@@ -277,9 +277,10 @@ func sortEntries4(es []Entry) bool {
 }
 
 // SortDestinations orders destinations by address and port.
-func SortDestinations(ds []Destination) {
-	slices.SortFunc(ds, func(a, b Destination) int { return a.Key().Compare(b.Key()) })
-}
+func SortDestinations(ds []Destination) { slices.SortFunc(ds, CompareDests) }
+
+// CompareDests orders destinations as SortDestinations does.
+func CompareDests(a, b Destination) int { return a.Key().Compare(b.Key()) }
 
 // KeyLess orders service keys: address services before fwmark ones, then
 // by family, address, protocol, port and mark.

@@ -589,44 +589,14 @@ func (c *nlConn) dumpTable(ctx context.Context, dc *nlConn) ([]Entry, error) {
 	if dc == nil {
 		dc = c
 	}
-	var entries []Entry
-	err := c.dump(ctx, cmdGetService, nil, func(b []byte) error {
-		var perr error
-		attrs(b, func(typ uint16, data []byte) {
-			if typ == attrService {
-				s, err := parseService(data)
-				if err != nil {
-					perr = err
-					return
-				}
-				entries = append(entries, Entry{Service: s})
-			}
-		})
-		return perr
-	})
+	entries, err := c.dumpServiceList(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("services: %w", err)
+		return nil, err
 	}
 	for i := range entries {
-		e := &entries[i]
-		err := dc.dump(ctx, cmdGetDest, &e.Service.ServiceKey, func(b []byte) error {
-			var perr error
-			attrs(b, func(typ uint16, data []byte) {
-				if typ == attrDest {
-					d, err := parseDest(data, e.Service.Family)
-					if err != nil {
-						perr = err
-						return
-					}
-					e.Destinations = append(e.Destinations, d)
-				}
-			})
-			return perr
-		})
-		if err != nil {
-			return nil, fmt.Errorf("destinations of %s: %w", e.Service.ServiceKey, err)
+		if err := dc.dumpDests(ctx, &entries[i]); err != nil {
+			return nil, err
 		}
-		SortDestinations(e.Destinations)
 	}
 	return entries, nil
 }
@@ -643,27 +613,35 @@ func (c *nlConn) dumpServices(ctx context.Context, keys []ServiceKey) ([]Entry, 
 			continue
 		}
 		e := Entry{Service: s}
-		err = c.dump(ctx, cmdGetDest, &key, func(b []byte) error {
-			var perr error
-			attrs(b, func(typ uint16, data []byte) {
-				if typ == attrDest {
-					d, err := parseDest(data, s.Family)
-					if err != nil {
-						perr = err
-						return
-					}
-					e.Destinations = append(e.Destinations, d)
-				}
-			})
-			return perr
-		})
-		if err != nil {
-			return nil, fmt.Errorf("destinations of %s: %w", key, err)
+		if err := c.dumpDests(ctx, &e); err != nil {
+			return nil, err
 		}
-		SortDestinations(e.Destinations)
 		entries = append(entries, e)
 	}
 	return entries, nil
+}
+
+// dumpDests fills e.Destinations (sorted) with one destination dump.
+func (c *nlConn) dumpDests(ctx context.Context, e *Entry) error {
+	err := c.dump(ctx, cmdGetDest, &e.Service.ServiceKey, func(b []byte) error {
+		var perr error
+		attrs(b, func(typ uint16, data []byte) {
+			if typ == attrDest {
+				d, err := parseDest(data, e.Service.Family)
+				if err != nil {
+					perr = err
+					return
+				}
+				e.Destinations = append(e.Destinations, d)
+			}
+		})
+		return perr
+	})
+	if err != nil {
+		return fmt.Errorf("destinations of %s: %w", e.Service.ServiceKey, err)
+	}
+	SortDestinations(e.Destinations)
+	return nil
 }
 
 // getService asks for one service; found is false when the kernel has

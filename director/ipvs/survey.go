@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -167,20 +168,11 @@ func merge(svcs []Entry, procs []procService) ([]Entry, []ServiceKey) {
 			continue
 		}
 		svcs[i].Destinations = procs[at].dests
-		if !slicesSorted(svcs[i].Destinations) {
+		if !slices.IsSortedFunc(svcs[i].Destinations, CompareDests) {
 			SortDestinations(svcs[i].Destinations)
 		}
 	}
 	return svcs, inexact
-}
-
-func slicesSorted(ds []Destination) bool {
-	for i := 1; i < len(ds); i++ {
-		if ds[i-1].Key().Compare(ds[i].Key()) > 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // parseProc reads /proc/net/ip_vs (ip_vs_info_seq_show):
