@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/golvs/golvs/config"
 )
@@ -72,6 +73,19 @@ type Prober interface {
 	Probe(ctx context.Context, t Target) Result
 }
 
+// AsyncProber is a Prober that needs no goroutine of its own per probe.
+// A TCP handshake with a nearby backend completes inside connect, and one
+// a round trip away can be watched along with thousands of others, so
+// the scheduler calls Start on its own goroutine instead of spawning one.
+type AsyncProber interface {
+	Prober
+	// Start begins a probe that must end by deadline, and does not block.
+	// It returns the result and true when the probe is over at once;
+	// otherwise it returns false and calls report exactly once, later and
+	// from another goroutine.
+	Start(t Target, deadline time.Time, report func(Result)) (Result, bool)
+}
+
 // ProberFunc adapts a function to Prober.
 type ProberFunc func(ctx context.Context, t Target) Result
 
@@ -91,7 +105,7 @@ var ErrUnknownType = errors.New("unknown check type")
 func New(cfg *config.Check) (Prober, error) {
 	switch cfg.Type {
 	case config.CheckTCP:
-		return AsProber(TCP{}), nil
+		return TCP{}, nil
 	case config.CheckHTTP, config.CheckHTTPS:
 		return AsProber(NewHTTP(cfg)), nil
 	case config.CheckUDP:

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/golvs/golvs/config"
 )
@@ -183,4 +186,143 @@ func TestNone(t *testing.T) {
 	if r := p.Probe(t.Context(), Target{}); r.Err != nil || r.Drain || r.WeightPercent != -1 {
 		t.Errorf("none: %+v, want up with no agent report", r)
 	}
+}
+
+// fullTCP listens with a full accept queue, so the kernel drops further
+// SYNs and a connect neither succeeds nor fails until it times out.
+func fullTCP(t *testing.T) string {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port)).String()
+	// Fill the queue (backlog 0 still admits one) with connections nobody
+	// accepts.
+	for range 2 {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	return addr
+}
+
+func TestTCPTimeout(t *testing.T) {
+	addr := fullTCP(t)
+	err, took := run(t, TCP{}, addr)
+	wantTimeout(t, err, took)
+	// The socket of a timed-out probe is not reused half-connected: the
+	// next probe of a live backend passes.
+	l, lerr := net.Listen("tcp", "127.0.0.1:0")
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	defer l.Close()
+	if err, _ := run(t, TCP{}, l.Addr().String()); err != nil {
+		t.Errorf("live backend after a timeout: %v", err)
+	}
+}
+
+// TestTCPReusesSockets probes live and refusing backends in turn: each
+// verdict is right although sockets are reused, the director keeps no
+// more descriptors than the pool's bound, and the backend sees each probe
+// end in a reset (no TIME_WAIT left behind on the director).
+func TestTCPReusesSockets(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	live, dead := l.Addr().String(), closedPort(t, "tcp")
+	resets := make(chan error, 1)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = c.Read(make([]byte, 1))
+			c.Close()
+			select {
+			case resets <- err:
+			default:
+			}
+		}
+	}()
+	before := openFDs(t)
+	const n = 200
+	for i := range n {
+		if err, _ := run(t, TCP{}, live); err != nil {
+			t.Fatalf("probe %d of a live backend: %v", i, err)
+		}
+		if err, _ := run(t, TCP{}, dead); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("probe %d of a refusing backend: %v", i, err)
+		}
+	}
+	// One probe at a time needs one socket (and a spare at most).
+	if grown := openFDs(t) - before; grown > 2 {
+		t.Errorf("%d more descriptors after %d probes, want at most 2", grown, 2*n)
+	}
+	idle.mu.Lock()
+	kept := len(idle.v4)
+	idle.mu.Unlock()
+	if kept == 0 {
+		t.Error("no socket kept for reuse")
+	}
+	if err := <-resets; !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("backend read %v, want a reset", err)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestTCPAddressForms checks the socket addresses the checker builds by
+// hand: IPv6, and IPv4-mapped IPv6 (probed over IPv4).
+func TestTCPAddressForms(t *testing.T) {
+	l4, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l4.Close()
+	port := netip.MustParseAddrPort(l4.Addr().String()).Port()
+	mapped := netip.AddrPortFrom(netip.MustParseAddr("::ffff:127.0.0.1"), port)
+	if err, _ := run(t, TCP{}, mapped.String()); err != nil {
+		t.Errorf("IPv4-mapped %s: %v", mapped, err)
+	}
+	l6, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	defer l6.Close()
+	if err, _ := run(t, TCP{}, l6.Addr().String()); err != nil {
+		t.Errorf("IPv6 %s: %v", l6.Addr(), err)
+	}
+	gone, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone.Close()
+	err, took := run(t, TCP{}, gone.Addr().String())
+	wantRefused(t, err, took)
 }

@@ -3,8 +3,10 @@ package check
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"time"
 )
@@ -59,6 +61,11 @@ func closeOnDone(ctx context.Context, c net.Conn) (stop func() bool) {
 func ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	// A descriptor deadline set from ctx's may expire a moment before ctx
+	// does: one reason for one cause.
+	if dl, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
 	}
 	return unwrapOp(err)
 }
