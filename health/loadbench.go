@@ -20,35 +20,62 @@ import (
 	"github.com/golvs/golvs/health/check"
 )
 
-// LoadReport is what RunLoadBench measured.
-type LoadReport struct {
+// LoadConfig says what RunLoadBench runs.
+type LoadConfig struct {
 	Backends int
 	Interval time.Duration
+	// Accept makes the listeners accept (and close) every connection. By
+	// default they defer accepting until data arrives (TCP_DEFER_ACCEPT),
+	// which a probe never sends: on loopback the kernel does the backend's
+	// half of each handshake on the prober's thread and bills it to the
+	// director, and a deferring listener keeps that half small (a SYN
+	// answered, a reset absorbed), nearer to what remote backends cost.
+	Accept bool
+	// Wait makes every probe wait for its handshake (check.TCP.AlwaysWait)
+	// as with backends a round trip away, where on loopback the handshake
+	// is over when connect returns.
+	Wait bool
+}
+
+// LoadReport is what RunLoadBench measured.
+type LoadReport struct {
+	LoadConfig
 	Duration time.Duration // measured span (after one warm-up interval)
 	// CPUPercent is the user+system CPU of the checks as a percentage of
 	// one core: the whole process minus the listeners' accept thread.
-	// The kernel's work for both ends of each loopback handshake is in it.
+	// The kernel's work for the backend's half of each loopback handshake
+	// is in it.
 	CPUPercent float64
 	// SysPercent is the process's kernel CPU (listeners included).
 	SysPercent float64
 	// ListenerPercent is what the accept thread used.
 	ListenerPercent float64
-	// BaselinePercent is what a bare loop of socket, connect, close,
-	// accept, close on one thread would use for the same connection rate:
-	// the kernel's own cost of a loopback TCP probe, both ends included.
-	// CPUPercent+ListenerPercent-BaselinePercent is the monitor's overhead.
-	BaselinePercent float64
-	// Lateness of probe starts behind their schedule.
-	P50, P99, Max time.Duration
-	Probes        int64
-	Failures      int64
-	FirstFailure  string
+	// FloorPercent is what the TCP checker alone, called in a bare loop on
+	// one thread against the same kind of listener (accepts included),
+	// uses for the same probe rate: the kernel's cost of the probes plus
+	// the checker's. CPUPercent+ListenerPercent-FloorPercent is what the
+	// monitor's scheduling adds.
+	FloorPercent float64
+	// Lateness of probe starts behind their slots, zero for a probe that
+	// started early; Early is the most any started ahead of its slot (the
+	// monitor batches probes due within a few milliseconds).
+	P50, P99, Max, Early time.Duration
+	Probes               int64
+	Failures             int64
+	FirstFailure         string
 }
 
 func (r LoadReport) String() string {
-	return fmt.Sprintf("%d tcp backends every %v for %v: checks use %.1f%% of one core (process kernel time %.1f%%, listeners %.1f%%; bare connect loop at this rate %.1f%%), lateness p50 %v p99 %v max %v, %d probes, %d failed",
-		r.Backends, r.Interval, r.Duration.Round(time.Millisecond), r.CPUPercent, r.SysPercent, r.ListenerPercent, r.BaselinePercent,
-		r.P50, r.P99, r.Max, r.Probes, r.Failures) + firstFailure(r.FirstFailure)
+	listeners := "deferring listeners"
+	if r.Accept {
+		listeners = "accepting listeners"
+	}
+	if r.Wait {
+		listeners += ", every handshake awaited"
+	}
+	return fmt.Sprintf("%d tcp backends every %v, %s, for %v: checks use %.1f%% of one core (process kernel time %.1f%%, listeners %.1f%%; the checker alone in a bare loop %.1f%%), lateness p50 %v p99 %v max %v (started up to %v early), %d probes, %d failed",
+		r.Backends, r.Interval, listeners, r.Duration.Round(time.Millisecond), r.CPUPercent, r.SysPercent, r.ListenerPercent, r.FloorPercent,
+		r.P50, r.P99, r.Max, r.Early, r.Probes, r.Failures) + firstFailure(r.FirstFailure)
 }
 
 func firstFailure(s string) string {
@@ -61,24 +88,26 @@ func firstFailure(s string) string {
 // benchListeners is how many loopback listeners serve all backends.
 const benchListeners = 256
 
-// RunLoadBench monitors n TCP-checked backends probed every interval
-// against local listeners until ctx ends, and reports the CPU used and how
-// late probes started. It is a benchmark harness (make bench), not a test.
+// RunLoadBench monitors cfg.Backends TCP-checked backends probed every
+// cfg.Interval against local listeners until ctx ends, and reports the CPU
+// used and how late probes started. It is a benchmark harness (make
+// bench), not a test.
 //
 // The backends are spread over 256 listeners on 127.0.0.1..127.0.0.64;
 // distinct backends share a listener by belonging to different services.
 // It raises RLIMIT_NOFILE to its hard limit.
-func RunLoadBench(ctx context.Context, n int, interval time.Duration) (LoadReport, error) {
-	rep := LoadReport{Backends: n, Interval: interval}
+func RunLoadBench(ctx context.Context, cfg LoadConfig) (LoadReport, error) {
+	n, interval := cfg.Backends, cfg.Interval
+	rep := LoadReport{LoadConfig: cfg}
 	if err := raiseNoFile(); err != nil {
 		return rep, err
 	}
-	perConn, err := bareConnectCost(2000)
+	perProbe, err := checkerFloor(2000, cfg.Accept, cfg.Wait)
 	if err != nil {
 		return rep, err
 	}
-	rep.BaselinePercent = 100 * float64(perConn) * float64(n) / float64(interval)
-	acc, err := startAcceptor(benchListeners)
+	rep.FloorPercent = 100 * float64(perProbe) * float64(n) / float64(interval)
+	acc, err := startAcceptor(benchListeners, cfg.Accept)
 	if err != nil {
 		return rep, err
 	}
@@ -92,22 +121,24 @@ func RunLoadBench(ctx context.Context, n int, interval time.Duration) (LoadRepor
 		failures  atomic.Int64
 		firstErr  atomic.Value
 	)
+	count := func(r check.Result) {
+		if measuring.Load() {
+			probes.Add(1)
+			if r.Err != nil {
+				failures.Add(1)
+				firstErr.CompareAndSwap(nil, r.Err.Error())
+			}
+		}
+	}
 	probers := func(c *config.Check) (check.Prober, error) {
+		if c.Type == config.CheckTCP && cfg.Wait {
+			return counted(check.TCP{AlwaysWait: true}, count), nil
+		}
 		p, err := check.New(c)
 		if err != nil {
 			return nil, err
 		}
-		return check.ProberFunc(func(ctx context.Context, t check.Target) check.Result {
-			r := p.Probe(ctx, t)
-			if measuring.Load() {
-				probes.Add(1)
-				if r.Err != nil {
-					failures.Add(1)
-					firstErr.CompareAndSwap(nil, r.Err.Error())
-				}
-			}
-			return r
-		}), nil
+		return counted(p, count), nil
 	}
 	m := New(slog.New(slog.DiscardHandler), nil, WithRand(rand.NewPCG(1, 2)), WithProbers(probers))
 	m.started = func(scheduled, actual time.Time) {
@@ -169,11 +200,47 @@ func RunLoadBench(ctx context.Context, n int, interval time.Duration) (LoadRepor
 	defer mu.Unlock()
 	if len(late) > 0 {
 		slices.Sort(late)
+		rep.Early = max(0, -late[0])
+		for i, d := range late {
+			late[i] = max(0, d)
+		}
 		rep.P50 = late[len(late)/2]
 		rep.P99 = late[len(late)*99/100]
 		rep.Max = late[len(late)-1]
 	}
 	return rep, nil
+}
+
+// counted wraps p so that count sees each result, keeping p's
+// goroutine-free start (the monitor's fast path) if it has one.
+func counted(p check.Prober, count func(check.Result)) check.Prober {
+	probe := func(ctx context.Context, t check.Target) check.Result {
+		r := p.Probe(ctx, t)
+		count(r)
+		return r
+	}
+	a, ok := p.(check.AsyncProber)
+	if !ok {
+		return check.ProberFunc(probe)
+	}
+	return countedAsync{check.ProberFunc(probe), a, count}
+}
+
+type countedAsync struct {
+	check.ProberFunc
+	a     check.AsyncProber
+	count func(check.Result)
+}
+
+func (c countedAsync) Start(t check.Target, deadline time.Time, report func(check.Result)) (check.Result, bool) {
+	r, ok := c.a.Start(t, deadline, func(r check.Result) {
+		c.count(r)
+		report(r)
+	})
+	if ok {
+		c.count(r)
+	}
+	return r, ok
 }
 
 func raiseNoFile() error {
@@ -213,8 +280,9 @@ type acceptor struct {
 	stopping atomic.Bool
 }
 
-// startAcceptor listens on count ports spread over 127.0.0.1..127.0.0.64.
-func startAcceptor(count int) (_ *acceptor, err error) {
+// startAcceptor listens on count ports spread over 127.0.0.1..127.0.0.64,
+// deferring accepts unless accept is set (see LoadConfig.Accept).
+func startAcceptor(count int, accept bool) (_ *acceptor, err error) {
 	a := &acceptor{epfd: -1, evfd: -1, tid: make(chan int, 1), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -237,17 +305,11 @@ func startAcceptor(count int) (_ *acceptor, err error) {
 			return nil, fmt.Errorf("socket: %w", err)
 		}
 		a.fds = append(a.fds, fd)
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: ip}); err != nil {
-			return nil, fmt.Errorf("bind: %w", err)
-		}
-		if err := unix.Listen(fd, 4096); err != nil {
-			return nil, fmt.Errorf("listen: %w", err)
-		}
-		sa, err := unix.Getsockname(fd)
+		addr, err := listen(fd, ip, accept)
 		if err != nil {
-			return nil, fmt.Errorf("getsockname: %w", err)
+			return nil, err
 		}
-		a.addrs = append(a.addrs, netip.AddrPortFrom(netip.AddrFrom4(ip), uint16(sa.(*unix.SockaddrInet4).Port)))
+		a.addrs = append(a.addrs, addr)
 		if err := unix.EpollCtl(a.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
 			return nil, fmt.Errorf("epoll add: %w", err)
 		}
@@ -317,10 +379,31 @@ func (a *acceptor) closeFDs() {
 	}
 }
 
-// bareConnectCost measures the CPU of one loopback TCP probe at the
-// system-call level: socket, connect (the handshake completes inside it on
-// loopback), close with a reset, accept, close.
-func bareConnectCost(count int) (time.Duration, error) {
+// listen binds fd to an ephemeral port of ip and listens, deferring
+// accepts unless accept is set.
+func listen(fd int, ip [4]byte, accept bool) (netip.AddrPort, error) {
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: ip}); err != nil {
+		return netip.AddrPort{}, fmt.Errorf("bind: %w", err)
+	}
+	if !accept {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 30); err != nil {
+			return netip.AddrPort{}, fmt.Errorf("TCP_DEFER_ACCEPT: %w", err)
+		}
+	}
+	if err := unix.Listen(fd, 4096); err != nil {
+		return netip.AddrPort{}, fmt.Errorf("listen: %w", err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("getsockname: %w", err)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4(ip), uint16(sa.(*unix.SockaddrInet4).Port)), nil
+}
+
+// checkerFloor measures the CPU of one probe by the TCP checker called in
+// a bare loop on one locked thread, against a listener of the same kind
+// as the benchmark's (and, when it accepts, the accept and close).
+func checkerFloor(count int, accept, wait bool) (time.Duration, error) {
 	type result struct {
 		d   time.Duration
 		err error
@@ -329,40 +412,54 @@ func bareConnectCost(count int) (time.Duration, error) {
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		d, err := bareConnectLoop(count)
+		d, err := checkerLoop(count, accept, wait)
 		out <- result{d, err}
 	}()
 	r := <-out
 	return r.d, r.err
 }
 
-func bareConnectLoop(count int) (time.Duration, error) {
+func checkerLoop(count int, accept, wait bool) (time.Duration, error) {
 	l, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return 0, fmt.Errorf("socket: %w", err)
 	}
 	defer unix.Close(l)
-	if err := unix.Bind(l, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		return 0, fmt.Errorf("bind: %w", err)
-	}
-	if err := unix.Listen(l, 4096); err != nil {
-		return 0, fmt.Errorf("listen: %w", err)
-	}
-	sa, err := unix.Getsockname(l)
+	addr, err := listen(l, [4]byte{127, 0, 0, 1}, accept)
 	if err != nil {
-		return 0, fmt.Errorf("getsockname: %w", err)
+		return 0, err
 	}
+	tcp := check.TCP{AlwaysWait: wait}
+	t := check.Target{Service: "floor", Backend: addr, Addr: addr}
+	// Probes go in batches, as the monitor starts them: the waiter looks
+	// for answers a few milliseconds apart.
+	const batch = 100
+	reported := make(chan check.Result, batch)
+	report := func(r check.Result) { reported <- r }
+	// The whole process: waited handshakes finish on the waiter's
+	// goroutine, and nothing else runs yet.
 	var before, after unix.Rusage
-	_ = unix.Getrusage(unix.RUSAGE_THREAD, &before)
-	for range count {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return 0, fmt.Errorf("socket: %w", err)
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &before)
+	probes := 0
+	for ; probes < count; probes += batch {
+		var results []check.Result
+		waiting := 0
+		for range batch {
+			if res, ok := tcp.Start(t, time.Now().Add(time.Second), report); ok {
+				results = append(results, res)
+			} else {
+				waiting++
+			}
 		}
-		_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
-		_ = unix.Connect(fd, sa) // EINPROGRESS, yet done on loopback
-		unix.Close(fd)
-		for {
+		for range waiting {
+			results = append(results, <-reported)
+		}
+		for _, res := range results {
+			if res.Err != nil {
+				return 0, res.Err
+			}
+		}
+		for accept {
 			nfd, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC)
 			if err != nil {
 				break
@@ -370,7 +467,7 @@ func bareConnectLoop(count int) (time.Duration, error) {
 			unix.Close(nfd)
 		}
 	}
-	_ = unix.Getrusage(unix.RUSAGE_THREAD, &after)
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &after)
 	used := after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano()
-	return time.Duration(used / int64(count)), nil
+	return time.Duration(used / int64(probes)), nil
 }

@@ -9,10 +9,21 @@ import (
 // TestRunLoadBenchSmoke runs the load benchmark briefly with few backends
 // and real sockets: it must probe them all, successfully, and measure.
 func TestRunLoadBenchSmoke(t *testing.T) {
+	for name, cfg := range map[string]LoadConfig{
+		"deferring": {},
+		"accepting": {Accept: true},
+		"waiting":   {Wait: true},
+	} {
+		t.Run(name, func(t *testing.T) { loadBenchSmoke(t, cfg) })
+	}
+}
+
+func loadBenchSmoke(t *testing.T, cfg LoadConfig) {
 	const n, interval = 300, 100 * time.Millisecond
 	ctx, cancel := context.WithTimeout(t.Context(), interval+500*time.Millisecond)
 	defer cancel()
-	rep, err := RunLoadBench(ctx, n, interval)
+	cfg.Backends, cfg.Interval = n, interval
+	rep, err := RunLoadBench(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +35,7 @@ func TestRunLoadBenchSmoke(t *testing.T) {
 	if rep.Failures != 0 {
 		t.Errorf("%d probes failed, first: %s", rep.Failures, rep.FirstFailure)
 	}
-	if rep.CPUPercent <= 0 || rep.BaselinePercent <= 0 || rep.P99 < rep.P50 || rep.Max < rep.P99 {
+	if rep.CPUPercent <= 0 || rep.FloorPercent <= 0 || rep.P99 < rep.P50 || rep.Max < rep.P99 {
 		t.Errorf("implausible report: %+v", rep)
 	}
 }

@@ -136,7 +136,9 @@ func advance(d time.Duration) {
 }
 
 func TestMonitorFirstProbesJittered(t *testing.T) {
-	const n, interval = 200, 10 * time.Second
+	// 300ms apart on average, so that few first probes fall within one
+	// batch (maxEarly).
+	const n, interval = 200, 60 * time.Second
 	offsets := func(seed uint64) []time.Duration {
 		var out []time.Duration
 		synctest.Test(t, func(t *testing.T) {

@@ -18,29 +18,36 @@ func main() {
 	n := flag.Int("n", 10000, "backends")
 	interval := flag.Duration("interval", time.Second, "check interval")
 	d := flag.Duration("duration", 15*time.Second, "how long to measure (plus one warm-up interval)")
+	accept := flag.Bool("accept", false, "listeners accept every connection (the default defers: see health.LoadConfig)")
+	wait := flag.Bool("wait", false, "every probe waits for its handshake, as with remote backends (see health.LoadConfig)")
 	prof := flag.String("cpuprofile", "", "write a CPU profile here")
 	flag.Parse()
-	if *prof != "" {
-		f, err := os.Create(*prof)
+	if err := run(health.LoadConfig{Backends: *n, Interval: *interval, Accept: *accept, Wait: *wait}, *d, *prof); err != nil {
+		fmt.Fprintln(os.Stderr, "healthbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(cfg health.LoadConfig, d time.Duration, prof string) error {
+	if prof != "" {
+		f, err := os.Create(prof)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "healthbench:", err)
-			os.Exit(1)
+			return err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, "healthbench:", err)
-			os.Exit(1)
+			return err
 		}
 		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *d+*interval)
+	ctx, cancel := context.WithTimeout(ctx, d+cfg.Interval)
 	defer cancel()
-	rep, err := health.RunLoadBench(ctx, *n, *interval)
+	rep, err := health.RunLoadBench(ctx, cfg)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "healthbench:", err)
-		return
+		return err
 	}
 	fmt.Println(rep)
+	return nil
 }
