@@ -23,7 +23,10 @@ go-check:
 build: go-check
 	$(GO) build -o $(BIN)/ ./cmd/...
 
+# gofmt from the toolchain go.mod selects, so that CI and editors agree.
 vet: go-check
+	@bad=$$($(GO) run cmd/gofmt -l $$(git ls-files '*.go')); \
+	  [ -z "$$bad" ] || { echo "error: not gofmt-ed (make fmt): $$bad"; exit 1; }
 	$(GO) vet ./...
 
 # Unit tests (the in-memory IPVS fake, checkers on loopback, realserver and

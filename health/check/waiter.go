@@ -26,8 +26,8 @@ type waiter struct {
 	mu         sync.Mutex
 	byFD       map[int32]*connecting
 	queue      *minheap.Heap[*connecting] // by deadline
-	sleeping   bool      // the loop is (about to be) in epoll_wait
-	sleepUntil time.Time // until when; zero: until an event
+	sleeping   bool                       // the loop is (about to be) in epoll_wait
+	sleepUntil time.Time                  // until when; zero: until an event
 }
 
 // connecting is one connect under way.
