@@ -57,10 +57,12 @@ bench-scale: build
 
 # 10,000 TCP-checked backends at 1 s against local listeners: CPU and lateness,
 # with listeners that defer accepting (the backend's half of each loopback
-# handshake stays small, as with remote backends) and with accepting ones.
+# handshake stays small, as with remote backends), the same with every
+# handshake awaited (as a round trip away), and with accepting listeners.
 bench-health: go-check
 	$(GO) build -o $(BIN)/healthbench ./health/cmd/healthbench
 	$(BIN)/healthbench -n 10000 -interval 1s -duration 15s
+	$(BIN)/healthbench -n 10000 -interval 1s -duration 15s -wait
 	$(BIN)/healthbench -n 10000 -interval 1s -duration 15s -accept
 
 # Failover outage at 100 ms, 200 ms and 1 s adverts, ours vs keepalived, 5 runs
