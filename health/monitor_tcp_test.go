@@ -3,39 +3,20 @@ package health
 import (
 	"context"
 	"log/slog"
-	"net"
-	"net/netip"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/golvs/golvs/config"
+	"github.com/golvs/golvs/health/internal/testnet"
 )
 
 // TestMonitorRealTCP runs the real TCP checker through the scheduler's
-// two paths: a live and a refusing backend settle inside connect (the
-// scheduler's own goroutine), while a backend that never answers the
-// handshake goes to a goroutine of its own and times out without holding
-// the others back.
+// two paths: a live and a refusing backend settle inside connect, on the
+// scheduler's own goroutine, while a backend that never answers the
+// handshake is left to the checker's epoll loop and times out without
+// holding the others back.
 func TestMonitorRealTCP(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	live := netip.MustParseAddrPort(l.Addr().String())
-	dead := closedTCPPort(t)
-	silent := silentTCP(t)
+	live, dead, silent := testnet.Accepting(t), testnet.Refusing(t), testnet.NewFull(t).Addr
 
 	const interval = 100 * time.Millisecond
 	chk := &config.Check{Type: config.CheckTCP, Interval: interval, Timeout: interval / 2, Rise: 1, Fall: 1}
@@ -71,45 +52,4 @@ func TestMonitorRealTCP(t *testing.T) {
 	if len(starts) < 3*6 {
 		t.Errorf("%d probes in 8 intervals of 3 backends, want at least 18", len(starts))
 	}
-}
-
-func closedTCPPort(t *testing.T) netip.AddrPort {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap := netip.MustParseAddrPort(l.Addr().String())
-	l.Close()
-	return ap
-}
-
-// silentTCP listens with a full accept queue: the kernel drops further
-// SYNs, so a connect neither succeeds nor fails until it times out.
-func silentTCP(t *testing.T) netip.AddrPort {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
-	for range 2 { // backlog 0 still admits one
-		c, err := net.DialTimeout("tcp", ap.String(), 200*time.Millisecond)
-		if err != nil {
-			break
-		}
-		t.Cleanup(func() { c.Close() })
-	}
-	return ap
 }

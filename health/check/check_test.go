@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/golvs/golvs/config"
+	"github.com/golvs/golvs/health/internal/testnet"
 )
 
 // testTimeout is the check timeout in these tests: long enough for a
@@ -188,41 +187,8 @@ func TestNone(t *testing.T) {
 	}
 }
 
-// fullTCP listens with a full accept queue, so the kernel drops further
-// SYNs and a connect neither succeeds nor fails until it times out.
-func fullTCP(t *testing.T) string {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port)).String()
-	// Fill the queue (backlog 0 still admits one) with connections nobody
-	// accepts.
-	for range 2 {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			break
-		}
-		t.Cleanup(func() { c.Close() })
-	}
-	return addr
-}
-
 func TestTCPTimeout(t *testing.T) {
-	addr := fullTCP(t)
-	err, took := run(t, TCP{}, addr)
+	err, took := run(t, TCP{}, testnet.NewFull(t).Addr.String())
 	wantTimeout(t, err, took)
 	// The socket of a timed-out probe is not reused half-connected: the
 	// next probe of a live backend passes.

@@ -2,13 +2,11 @@ package check
 
 import (
 	"errors"
-	"net"
-	"net/netip"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/golvs/golvs/health/internal/testnet"
 )
 
 // start runs TCP.Start and returns a channel with its one result,
@@ -42,17 +40,12 @@ func one(t *testing.T, ch <-chan Result, within time.Duration) Result {
 // refused and unanswered handshakes each report once, with the verdict
 // the blocking Check gives.
 func TestTCPStartWaits(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
 	wait := TCP{AlwaysWait: true}
 	deadline := time.Now().Add(testTimeout)
-	live := start(t, wait, l.Addr().String(), deadline)
-	dead := start(t, wait, closedPort(t, "tcp"), deadline)
+	live := start(t, wait, testnet.Accepting(t).String(), deadline)
+	dead := start(t, wait, testnet.Refusing(t).String(), deadline)
 	began := time.Now()
-	silent := start(t, wait, fullTCP(t), time.Now().Add(testTimeout))
+	silent := start(t, wait, testnet.NewFull(t).Addr.String(), time.Now().Add(testTimeout))
 	if r := one(t, live, time.Second); r.Err != nil {
 		t.Errorf("live: %v", r.Err)
 	}
@@ -71,7 +64,7 @@ func TestTCPStartWaits(t *testing.T) {
 // TestTCPStartEarlierDeadline: a connect with an earlier deadline than
 // any the waiter sleeps for wakes it.
 func TestTCPStartEarlierDeadline(t *testing.T) {
-	addr := fullTCP(t)
+	addr := testnet.NewFull(t).Addr.String()
 	late := start(t, TCP{}, addr, time.Now().Add(3*time.Second))
 	time.Sleep(50 * time.Millisecond) // the waiter now sleeps for 3s
 	began := time.Now()
@@ -89,48 +82,15 @@ func TestTCPStartEarlierDeadline(t *testing.T) {
 // returned (here the listener's queue frees up and the SYN is
 // retransmitted) is seen by the waiter.
 func TestTCPStartLateAnswer(t *testing.T) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port)).String()
-	var fillers []net.Conn
-	for range 2 {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			break
-		}
-		fillers = append(fillers, c)
-	}
-	defer func() {
-		for _, c := range fillers {
-			c.Close()
-		}
-	}()
-	res := start(t, TCP{}, addr, time.Now().Add(4*time.Second))
+	full := testnet.NewFull(t)
+	res := start(t, TCP{}, full.Addr.String(), time.Now().Add(4*time.Second))
 	select {
 	case r := <-res:
 		t.Fatalf("finished while the queue was full: %v", r.Err)
 	case <-time.After(200 * time.Millisecond):
 	}
-	// Free the queue: the SYN's retransmission (after about a second) is
-	// answered.
-	for range len(fillers) {
-		if nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC); err == nil {
-			unix.Close(nfd)
-		}
-	}
+	// The SYN's retransmission (after about a second) is answered.
+	full.Free()
 	if r := one(t, res, 5*time.Second); r.Err != nil {
 		t.Errorf("late answer: %v", r.Err)
 	}
@@ -139,21 +99,7 @@ func TestTCPStartLateAnswer(t *testing.T) {
 // TestTCPStartMany: hundreds of connects in flight at once each report
 // exactly once, with their own verdict.
 func TestTCPStartMany(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	live, dead := l.Addr().String(), closedPort(t, "tcp")
+	live, dead := testnet.Accepting(t).String(), testnet.Refusing(t).String()
 	const n = 300
 	type answer struct {
 		i   int
