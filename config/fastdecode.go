@@ -386,21 +386,11 @@ func (p *fastParser) escapedString(start int) (any, bool) {
 			continue
 		}
 		i++ // s cannot end in a lone '\': that would have escaped the quote
+		if r, ok := shortEscape(s[i]); ok {
+			b.WriteByte(r)
+			continue
+		}
 		switch s[i] {
-		case 'b':
-			b.WriteByte('\b')
-		case 't':
-			b.WriteByte('\t')
-		case 'n':
-			b.WriteByte('\n')
-		case 'f':
-			b.WriteByte('\f')
-		case 'r':
-			b.WriteByte('\r')
-		case '"':
-			b.WriteByte('"')
-		case '\\':
-			b.WriteByte('\\')
 		case 'u', 'U':
 			n := 4
 			if s[i] == 'U' {

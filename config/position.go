@@ -242,6 +242,27 @@ func isBare(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
 
+// shortEscape is the byte a one-letter TOML escape such as \n stands for.
+// The \u, \U (and, for error positions only, \e and \x) escapes are
+// left to the callers: they accept different sets on purpose.
+func shortEscape(c byte) (byte, bool) {
+	switch c {
+	case 'b':
+		return '\b', true
+	case 't':
+		return '\t', true
+	case 'n':
+		return '\n', true
+	case 'f':
+		return '\f', true
+	case 'r':
+		return '\r', true
+	case '"', '\\':
+		return c, true
+	}
+	return 0, false
+}
+
 // basicString reads a single-line "..." string and returns its value.
 func (s *scanner) basicString() string {
 	s.next()
@@ -256,17 +277,11 @@ func (s *scanner) basicString() string {
 		s.next()
 		e := s.peek()
 		s.next()
+		if r, ok := shortEscape(e); ok {
+			b.WriteByte(r)
+			continue
+		}
 		switch e {
-		case 'b':
-			b.WriteByte('\b')
-		case 't':
-			b.WriteByte('\t')
-		case 'n':
-			b.WriteByte('\n')
-		case 'f':
-			b.WriteByte('\f')
-		case 'r':
-			b.WriteByte('\r')
 		case 'e':
 			b.WriteByte(0x1b)
 		case 'u', 'U', 'x':

@@ -4,7 +4,6 @@
 package director
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -265,25 +264,6 @@ type Op struct {
 	Dest    ipvs.Destination
 	OldSvc  ipvs.Service
 	OldDest ipvs.Destination
-}
-
-// Apply performs the op on k.
-func (o Op) Apply(ctx context.Context, k ipvs.IPVS) error {
-	switch o.Kind {
-	case AddService:
-		return k.AddService(ctx, o.Service)
-	case UpdateService:
-		return k.UpdateService(ctx, o.Service)
-	case DeleteService:
-		return k.DeleteService(ctx, o.Service.ServiceKey)
-	case AddDest:
-		return k.AddDestination(ctx, o.Service.ServiceKey, o.Dest)
-	case UpdateDest:
-		return k.UpdateDestination(ctx, o.Service.ServiceKey, o.Dest)
-	case DeleteDest:
-		return k.DeleteDestination(ctx, o.Service.ServiceKey, o.Dest)
-	}
-	return fmt.Errorf("unknown op kind %d", o.Kind)
 }
 
 // String is one human-readable line, as `director plan` prints it.

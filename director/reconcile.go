@@ -813,17 +813,7 @@ func dumpServices(ctx context.Context, k ipvs.IPVS, keys []ipvs.ServiceKey) ([]i
 	if err != nil {
 		return nil, err
 	}
-	want := make(map[ipvs.ServiceKey]bool, len(keys))
-	for _, key := range keys {
-		want[key] = true
-	}
-	var out []ipvs.Entry
-	for _, e := range all {
-		if want[e.Service.ServiceKey] {
-			out = append(out, e)
-		}
-	}
-	return out, nil
+	return ipvs.OnlyServices(all, keys), nil
 }
 
 func positive(d, def time.Duration) time.Duration {

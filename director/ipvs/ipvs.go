@@ -148,3 +148,19 @@ type IPVS interface {
 type ServiceDumper interface {
 	DumpServices(ctx context.Context, keys []ServiceKey) ([]Entry, error)
 }
+
+// OnlyServices keeps, in place, the entries of a full dump whose service
+// is one of keys: DumpServices for an IPVS that can only dump it all.
+func OnlyServices(all []Entry, keys []ServiceKey) []Entry {
+	want := make(map[ServiceKey]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
+	}
+	out := all[:0]
+	for _, e := range all {
+		if want[e.Service.ServiceKey] {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -52,11 +52,7 @@ func (c TCP) Probe(ctx context.Context, t Target) Result { return Up(c.Check(ctx
 func (c TCP) Start(t Target, deadline time.Time, report func(Result)) (Result, bool) {
 	sa, family, ok := sockaddr(t.Addr)
 	if !ok {
-		go func() {
-			ctx, cancel := context.WithDeadline(context.Background(), deadline)
-			defer cancel()
-			report(Up(dialCheck(ctx, t)))
-		}()
+		goReport(deadline, report, func(ctx context.Context) error { return dialCheck(ctx, t) })
 		return Result{}, false
 	}
 	fd, pending, err := c.begin(family, &sa)
@@ -65,13 +61,19 @@ func (c TCP) Start(t Target, deadline time.Time, report func(Result)) (Result, b
 	}
 	cn := &connecting{fd: fd, family: family, sa: sa, deadline: deadline, report: func(err error) { report(Up(err)) }}
 	if waiting.wait(cn) != nil {
-		go func() {
-			ctx, cancel := context.WithDeadline(context.Background(), deadline)
-			defer cancel()
-			report(Up(waitConnect(ctx, fd, &sa)))
-		}()
+		goReport(deadline, report, func(ctx context.Context) error { return waitConnect(ctx, fd, &sa) })
 	}
 	return Result{}, false
+}
+
+// goReport runs check on a goroutine of its own until deadline and
+// reports its verdict: Start's way out when the shared waiter cannot help.
+func goReport(deadline time.Time, report func(Result), check func(context.Context) error) {
+	go func() {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		report(Up(check(ctx)))
+	}()
 }
 
 // begin connects without blocking. It returns the verdict in err, or

@@ -175,17 +175,7 @@ func (f *Fake) DumpServices(ctx context.Context, keys []ipvs.ServiceKey) ([]ipvs
 	if err != nil {
 		return nil, err
 	}
-	want := make(map[ipvs.ServiceKey]bool, len(keys))
-	for _, k := range keys {
-		want[k] = true
-	}
-	out := all[:0]
-	for _, e := range all {
-		if want[e.Service.ServiceKey] {
-			out = append(out, e)
-		}
-	}
-	return out, nil
+	return ipvs.OnlyServices(all, keys), nil
 }
 
 func validService(s ipvs.Service) error {
