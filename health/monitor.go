@@ -60,7 +60,7 @@ type Monitor struct {
 	onChange  func()
 	newProber func(*config.Check) (check.Prober, error)
 	// started, when set, learns each probe's scheduled and actual start
-	// (the load benchmark measures lateness with it).
+	// (WithStartObserver).
 	started func(scheduled, actual time.Time)
 
 	// version changes whenever a backend's status may have (see Version).
@@ -123,6 +123,12 @@ func WithRand(src rand.Source) Option {
 // WithProbers replaces check.New, the factory of probers (tests use fakes).
 func WithProbers(f func(*config.Check) (check.Prober, error)) Option {
 	return func(m *Monitor) { m.newProber = f }
+}
+
+// WithStartObserver has fn learn each probe's scheduled and actual start:
+// how late the scheduler runs (make bench-health measures it).
+func WithStartObserver(fn func(scheduled, actual time.Time)) Option {
+	return func(m *Monitor) { m.started = fn }
 }
 
 // New returns a Monitor with no targets. onChange (may be nil) is called
