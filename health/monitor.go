@@ -181,7 +181,7 @@ func (m *Monitor) Update(targets []Target) error {
 			m.stop(e)
 		}
 		t.Check = copyCheck(t.Check)
-		if !hasCheck(t.Check) {
+		if !HasCheck(t.Check) {
 			since := now
 			if e != nil && e.state.Status().Up {
 				since = e.state.Status().Since
@@ -240,12 +240,11 @@ type transition struct {
 
 func oldStatus(e *entry) Status {
 	if e == nil {
-		return Status{WeightPercent: -1}
+		return Status{WeightPercent: WeightNotReported}
 	}
 	return e.state.Status()
 }
 
-func hasCheck(c *config.Check) bool { return c != nil && c.Type != config.CheckNone }
 
 // copyCheck keeps the caller's later edits out of our comparison.
 func copyCheck(c *config.Check) *config.Check {
@@ -559,7 +558,7 @@ func (m *Monitor) Backend(svc string, b netip.AddrPort) Status {
 	if e := m.entries[key{svc, b}]; e != nil {
 		return e.state.Status()
 	}
-	return Status{WeightPercent: -1, Reason: "not monitored"}
+	return Status{WeightPercent: WeightNotReported, Reason: "not monitored"}
 }
 
 // Snapshot returns every backend's status, ordered by service and backend.
