@@ -1,11 +1,22 @@
 package director
 
 import (
+	"context"
 	"net/netip"
 
 	"github.com/golvs/golvs/config"
 	"github.com/golvs/golvs/health"
 )
+
+// Announcer puts a whole set of addresses on the network: vip.Holder on
+// this host's interface (always, or while VRRP master), and to come, BGP
+// routes. Set is idempotent, adds before it removes, and removes only
+// addresses it set or that were claimed as possibly its own from before a
+// restart (Claim).
+type Announcer interface {
+	Claim(addrs []netip.Addr)
+	Set(ctx context.Context, want []netip.Addr) error
+}
 
 // Mode is how a director's addresses reach the network.
 type Mode int

@@ -70,7 +70,6 @@ func subset(a, b map[ipvs.ServiceKey]bool) bool {
 	return true
 }
 
-func sameKeys(a, b map[ipvs.ServiceKey]bool) bool { return len(a) == len(b) && subset(a, b) }
 
 func (r *Reconciler) ownedNow() map[ipvs.ServiceKey]bool {
 	r.mu.Lock()

@@ -37,10 +37,11 @@ type Runtime struct {
 	ProcSys   string    // "" = /proc/sys
 	NetnsPath string    // network namespace of the VIP interface
 	Ready     func()    // called once everything runs
+	Announcer Announcer // nil = the VIPs on [director] interface (vip.Holder)
 
 	rec     *Reconciler
 	monitor *health.Monitor
-	vips    *vip.Holder
+	vips    Announcer
 	vrrp    *vrrp.Runner  // nil without [failover]
 	master  atomic.Bool   // with failover: VIPs are ours only while master
 	track   chan struct{} // health or topology changed: decide again
@@ -123,8 +124,12 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 	}
 	rt.setSysctls(topo)
 
-	rt.vips = vip.New(topo.Director.Interface, rt.Log.With("part", "vip"))
-	rt.vips.NetnsPath = rt.NetnsPath
+	rt.vips = rt.Announcer
+	if rt.vips == nil {
+		h := vip.New(topo.Director.Interface, rt.Log.With("part", "vip"))
+		h.NetnsPath = rt.NetnsPath
+		rt.vips = h
+	}
 	// VIPs of the file found on the interface may be a previous run's:
 	// ours to remove while this director should not hold them.
 	rt.vips.Claim(VIPs(topo))

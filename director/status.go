@@ -101,4 +101,3 @@ func healthWord(h health.Status) string {
 	}
 	return "up"
 }
-
