@@ -70,7 +70,6 @@ func subset(a, b map[ipvs.ServiceKey]bool) bool {
 	return true
 }
 
-
 func (r *Reconciler) ownedNow() map[ipvs.ServiceKey]bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -245,7 +245,6 @@ func oldStatus(e *entry) Status {
 	return e.state.Status()
 }
 
-
 // copyCheck keeps the caller's later edits out of our comparison.
 func copyCheck(c *config.Check) *config.Check {
 	if c == nil {
