@@ -59,8 +59,9 @@ type Result struct {
 	WeightPercent int
 }
 
-// Up returns the Result of a plain pass/fail check.
-func Up(err error) Result { return Result{Err: err, WeightPercent: -1} }
+// Up returns the Result of a plain pass/fail check; an error of the
+// director's own limits becomes a *LocalError (Classify).
+func Up(err error) Result { return Result{Err: Classify(err), WeightPercent: -1} }
 
 // Checker is a pass/fail check: nil means healthy.
 type Checker interface {
