@@ -418,4 +418,64 @@ func TestNotifierLeftChild(t *testing.T) {
 	}
 }
 
+// TestRunnerShutdownLingeringNotify (issue 18.5): a runner whose notify
+// program leaves `sleep 12 &` behind stops at once on shutdown, in real
+// time with real processes, instead of waiting on the child's pipe.
+func TestRunnerShutdownLingeringNotify(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	pids := filepath.Join(dir, "pids")
+	prog := filepath.Join(dir, "notify")
+	script := "#!/bin/sh\nsleep 12 &\necho $! >> " + pids + "\necho \"$1\" >> " + out + "\n"
+	if err := os.WriteFile(prog, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b, _ := os.ReadFile(pids)
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	const notifyTimeout = 10 * time.Second
+	conn := newFakeConn()
+	hl := &hookLog{start: conn.start}
+	r, err := NewRunner(Config{
+		Interface: "fake0",
+		Failover: config.Failover{
+			VirtualRouterID: 51, Priority: 100, AdvertInterval: time.Second, Notify: prog,
+		},
+		VIPs:          []netip.Addr{testVI},
+		NotifyTimeout: notifyTimeout,
+	}, hl.hooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- r.serve(ctx, env{
+			conn: conn, ann: &fakeAnn{start: conn.start}, ifIndex: 2, local: me,
+			dsts: []netip.Addr{GroupV4}, multicast: true, addrs: []netip.Addr{testVI},
+		})
+	}()
+	// The startup notification (backup) has run once its line is written.
+	deadline := time.Now().Add(notifyTimeout)
+	for b, _ := os.ReadFile(out); !strings.Contains(string(b), "backup"); b, _ = os.ReadFile(out) {
+		if time.Now().After(deadline) {
+			t.Fatal("no startup notification")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop := time.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(stop); took >= notifyTimeout {
+		t.Errorf("shutdown took %v, want well under the %v notify timeout", took, notifyTimeout)
+	}
+}
+
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
