@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/golvs/golvs/internal/netlimit"
 )
 
 // Controller is what the control socket serves; *Reconciler is one.
@@ -35,6 +37,9 @@ type ControlServer struct {
 	Logger     *slog.Logger
 	// VRRPState, when set, fills Status.VRRP.
 	VRRPState func() string
+	// Limits bounds clients' time, headers and connections; nil means
+	// netlimit.Control() (tests shorten it).
+	Limits *netlimit.Limits
 }
 
 // ErrAlreadyRunning means another process answers on the control socket.
@@ -79,13 +84,14 @@ func (s *ControlServer) Serve(ctx context.Context, ln net.Listener) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	srv := &http.Server{
-		Handler:           s.handler(log),
-		ReadHeaderTimeout: 5 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+	lim := netlimit.Control()
+	if s.Limits != nil {
+		lim = *s.Limits
 	}
+	srv := lim.Server(s.handler(log))
+	srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(lim.Listener(ln)) }()
 	select {
 	case <-ctx.Done():
 		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/golvs/golvs/director/status"
+	"github.com/golvs/golvs/internal/netlimit"
 )
 
 // VRRPInfo is the failover state at scrape time.
@@ -162,9 +163,15 @@ func Listen(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-// Serve serves h on ln until ctx ends.
+// Serve serves h on ln until ctx ends, with netlimit.Metrics().
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	return ServeLimits(ctx, ln, h, netlimit.Metrics())
+}
+
+// ServeLimits is Serve with other limits (tests shorten them).
+func ServeLimits(ctx context.Context, ln net.Listener, h http.Handler, lim netlimit.Limits) error {
+	srv := lim.Server(h)
+	ln = lim.Listener(ln)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
