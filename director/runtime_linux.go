@@ -164,7 +164,7 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 			ln.Close()
 			return fmt.Errorf("metrics_address: %w", err)
 		}
-		src := metrics.Source{Status: rec.Status}
+		src := metrics.Source{Status: rec.Status, LocalErrors: rt.monitor.LocalErrors}
 		if rt.vrrp != nil {
 			src.VRRP = func() metrics.VRRPInfo {
 				st := rt.vrrp.Status()

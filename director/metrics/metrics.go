@@ -33,6 +33,10 @@ type Source struct {
 	Status func(ctx context.Context) (status.Status, error)
 	// VRRP is nil without [failover].
 	VRRP func() VRRPInfo
+	// LocalErrors, when set, counts check results that were the
+	// director's own fault (EMFILE...), which left the backend's state
+	// alone.
+	LocalErrors func() uint64
 }
 
 // vrrpStates are exported as one series each so a dashboard can alert on
@@ -137,6 +141,12 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(src, 10*time.Second, log),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if src.LocalErrors != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "golvs_health_local_errors_total",
+			Help: "Check results that failed on the director itself (e.g. out of file descriptors) and so left the backend's health as it was.",
+		}, func() float64 { return float64(src.LocalErrors()) }))
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

@@ -35,7 +35,8 @@ func get(t *testing.T, src Source, path string) (int, string) {
 }
 
 func TestMetrics(t *testing.T) {
-	src := Source{Status: fixedStatus, VRRP: func() VRRPInfo { return VRRPInfo{State: "master", Priority: 150} }}
+	src := Source{Status: fixedStatus, VRRP: func() VRRPInfo { return VRRPInfo{State: "master", Priority: 150} },
+		LocalErrors: func() uint64 { return 4 }}
 	code, body := get(t, src, "/metrics")
 	if code != 200 {
 		t.Fatalf("status %d:\n%s", code, body)
@@ -53,6 +54,7 @@ func TestMetrics(t *testing.T) {
 		`golvs_vrrp_state{state="backup"} 0`,
 		`golvs_vrrp_priority 150`,
 		`golvs_status_error 0`,
+		`golvs_health_local_errors_total 4`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("missing %q", want)
