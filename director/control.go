@@ -190,19 +190,21 @@ func (c ControlClient) do(ctx context.Context, method, path string, q url.Values
 		return fmt.Errorf("control socket %s: %w", c.Path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
 	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		var e struct{ Error string }
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
 			return fmt.Errorf("director: %s", e.Error)
 		}
 		return fmt.Errorf("director: %s", resp.Status)
 	}
-	if out != nil {
-		return json.Unmarshal(body, out)
+	if out == nil {
+		return nil
+	}
+	// Decoded as it streams: the status of tens of thousands of services
+	// is tens of megabytes, and the socket is root's own director.
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("control socket %s: reply: %w", c.Path, err)
 	}
 	return nil
 }

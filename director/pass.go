@@ -255,6 +255,9 @@ func (r *Reconciler) run(ctx context.Context, sc *scope, swap *config.Topology) 
 	}
 
 	r.recordDrains(sc, c.draining)
+	if sc.full() || len(c.ops) > 0 {
+		r.shareRead(actual, len(c.ops) > 0)
+	}
 	failedDeletes, failed, err := r.apply(ctx, c.ops, c.idx.names)
 	if err != nil {
 		errs = multierror.Append(errs, err)

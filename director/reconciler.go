@@ -63,6 +63,8 @@ type Reconciler struct {
 	drainPoll time.Duration
 	afterBulk func()
 
+	readers readerTable // what status readers are served from
+
 	kick  chan struct{}
 	rearm chan struct{} // a drain began outside Run's passes
 	pass  sync.Mutex    // one pass at a time
