@@ -64,8 +64,15 @@ func (s *ControlServer) Listen() (net.Listener, error) {
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", s.Path, ErrAlreadyRunning)
 	}
-	if err := os.Remove(s.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("control socket: remove stale: %w", err)
+	// Only a socket is ever removed: a path naming anything else is a
+	// mistake in the file, not a stale socket.
+	if fi, err := os.Lstat(s.Path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("control socket %s: exists and is not a socket (%s); refusing to remove it", s.Path, fi.Mode().Type())
+		}
+		if err := os.Remove(s.Path); err != nil {
+			return nil, fmt.Errorf("control socket: remove stale: %w", err)
+		}
 	}
 	ln, err := net.Listen("unix", s.Path)
 	if err != nil {

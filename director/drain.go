@@ -232,10 +232,20 @@ func (r *Reconciler) setDrain(service string, backend netip.AddrPort, on bool) e
 		}
 		delete(r.opDrains, k)
 	}
+	if err := r.saveStateLocked(); err != nil {
+		// Not in force unless recorded: a drain that a restart would
+		// forget must not be reported as done.
+		if on {
+			delete(r.opDrains, k)
+		} else {
+			r.opDrains[k] = true
+		}
+		r.mu.Unlock()
+		return fmt.Errorf("not recorded, so not done: %w", err)
+	}
 	r.drainsGen++
-	err := r.saveStateLocked()
 	r.mu.Unlock()
 	r.log.Info("operator drain", "service", service, "backend", backend, "drain", on)
 	r.Kick()
-	return err
+	return nil
 }

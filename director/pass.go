@@ -278,6 +278,9 @@ func (r *Reconciler) run(ctx context.Context, sc *scope, swap *config.Topology) 
 		defer r.afterBulk()
 	}
 
+	if err := r.retryState(); err != nil {
+		errs = multierror.Append(errs, err)
+	}
 	// Forget the services in scope that are gone, except those whose
 	// delete failed: the next pass tries again, even after a restart.
 	cur := r.ownedNow()

@@ -72,6 +72,8 @@ type Reconciler struct {
 	mu          sync.Mutex
 	topo        *config.Topology
 	stateLoaded bool
+	stateDirty  bool                     // the last state write failed: retry each pass
+	stateErr    error                    // the last state write's error, or why the file is not used
 	owned       map[ipvs.ServiceKey]bool // as last persisted
 	opDrains    map[drainKey]bool        // operator drains, persisted
 	draining    map[destKey]time.Time    // leaving destinations, since when

@@ -92,6 +92,19 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 	}
 	rt.ApplyPriority(topo)
 	rt.topo = topo
+	// Before anything touches the kernel: this state file must be ours
+	// alone (another director on it would delete our services) and ours
+	// to trust.
+	if err := CheckStateFile(topo.Director.StateFile); err != nil {
+		return err
+	}
+	lock, err := lockState(topo.Director.StateFile)
+	if err != nil {
+		return err
+	}
+	if lock != nil {
+		defer lock.Close()
+	}
 	kernel := rt.Kernel
 	if kernel == nil {
 		k := ipvs.NewKernel()
