@@ -39,7 +39,7 @@ type Config struct {
 	GratuitousCount int
 	GratuitousDelay time.Duration
 	NotifyTimeout   time.Duration // default 10s
-	HistoryLen      int           // transitions kept for Status; default 16
+	HistoryLen      int           // transitions kept for Status; default DefaultHistoryLen
 	Logger          *slog.Logger
 }
 
@@ -106,8 +106,8 @@ func NewRunner(cfg Config, hooks Hooks) (*Runner, error) {
 	if cfg.NotifyTimeout == 0 {
 		cfg.NotifyTimeout = 10 * time.Second
 	}
-	if cfg.HistoryLen == 0 {
-		cfg.HistoryLen = 16
+	if cfg.HistoryLen <= 0 {
+		cfg.HistoryLen = DefaultHistoryLen
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -465,11 +465,8 @@ func (l *loop) do(ctx context.Context, from State, a Action) {
 	case NotifyState:
 		l.log.Info("vrrp state change", "from", from, "to", a.State, "reason", a.Reason)
 		l.r.mu.Lock()
-		h := append(l.r.status.Transitions, Transition{Time: time.Now(), From: from, To: a.State, Reason: a.Reason})
-		if over := len(h) - l.r.cfg.HistoryLen; over > 0 {
-			h = slices.Delete(h, 0, over)
-		}
-		l.r.status.Transitions = h
+		l.r.status.Transitions = appendHistory(l.r.status.Transitions,
+			Transition{Time: time.Now(), From: from, To: a.State, Reason: a.Reason}, l.r.cfg.HistoryLen)
 		l.r.mu.Unlock()
 		if a.State != Init {
 			l.notify.enqueue(a.State)
