@@ -111,9 +111,13 @@ func TestMachine(t *testing.T) {
 		{"split brain: master answers lower and equal-lower-address masters", baseCfg(), []step{
 			startup, takeover,
 			{AdvertReceived{From: upper, Priority: 99, MaxAdvertInterval: 100},
-				[]Action{SendAdvert{100}, StartAdvertTimer{time.Second}, SendGratuitous{}}, Master},
+				[]Action{SendAdvert{100}, StartAdvertTimer{time.Second}, SendGratuitous{Rounds: 1}}, Master},
+			// One second later: the advert again, the re-announcement
+			// not before ReannounceHoldoff (2 s).
 			{AdvertReceived{From: lower, Priority: 100, MaxAdvertInterval: 100},
-				[]Action{SendAdvert{100}, StartAdvertTimer{time.Second}, SendGratuitous{}}, Master},
+				[]Action{SendAdvert{100}, StartAdvertTimer{time.Second}}, Master},
+			{AdvertReceived{From: lower, Priority: 100, MaxAdvertInterval: 100},
+				[]Action{SendAdvert{100}, StartAdvertTimer{time.Second}, SendGratuitous{Rounds: 1}}, Master},
 		}},
 		{"master hears priority 0 and re-advertises", baseCfg(), []step{
 			startup, takeover,
