@@ -108,3 +108,101 @@ func TestKeepalivedMasterGolvsJoinsBusy(t *testing.T) {
 		b.wait(t, 5*time.Second)
 	}
 }
+
+// wireEvent is one line of a `tcpdump -tt` capture.
+type wireEvent struct {
+	at   time.Time
+	line string
+}
+
+func wireEvents(t *testing.T, dump string) []wireEvent {
+	t.Helper()
+	var evs []wireEvent
+	for _, line := range strings.Split(dump, "\n") {
+		sec, _, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(sec, 64)
+		if err != nil {
+			continue
+		}
+		evs = append(evs, wireEvent{time.Unix(0, int64(f*1e9)), line})
+	}
+	return evs
+}
+
+// TestForgedAdvertsBounded (issue 18.8), without auth: (1) a flood of 100
+// lower-priority adverts in one second makes the master send at most two
+// adverts per advert interval and one gratuitous round, where it sent one
+// advert and a five-round burst for each; (2) one forged advert at a higher
+// priority claiming a 40.95 s interval makes the master yield (nothing
+// tells it apart without auth) but the learned interval is capped at four
+// times ours, so the master takes the VIP back after 3*4s + skew = 12.875 s,
+// not after 3*40.95s + skew = 131.8 s. tcpdump on the master's link is the
+// witness for (1); the daemon's transition stamps for (2).
+func TestForgedAdvertsBounded(t *testing.T) {
+	l := newLab(t)
+	a := l.golvs(l.nsA, devA, "golvs-a", 200, "-vip", vip4)
+	waitFor(t, startup, "A holds the VIP", func() bool { return hasAddr(l.nsA, devA, vip4) })
+	// Past the takeover's second gratuitous burst (2 s after it).
+	time.Sleep(3 * time.Second)
+	dump := l.start(l.nsA, "tcpdump-flood", "tcpdump", "-tt", "-nn", "-l", "-e", "-i", devA, "proto 112 or arp")
+	waitFor(t, 5*time.Second, "tcpdump listening", func() bool { return strings.Contains(dump.stderr(), "listening on") })
+
+	flood := l.start(l.nsB, "flood", vrrpd(t), "-forge", "100", "-iface", devB, "-src", "192.0.2.2",
+		"-vrid", strconv.Itoa(vrid), "-prio", "100", "-vip", vip4, "-every", "10ms")
+	flood.wait(t, 20*time.Second)
+	forged := stamps(t, flood.stdout(), "FORGED")
+	if len(forged) != 100 {
+		t.Fatalf("%d forged adverts sent, want 100", len(forged))
+	}
+	// Let the last answer and one more periodic advert reach the witness.
+	from, to := forged[0], forged[len(forged)-1].Add(time.Second)
+	time.Sleep(time.Until(to) + 500*time.Millisecond)
+	dump.signal(t, syscall.SIGINT)
+	dump.wait(t, 5*time.Second)
+	var in, adverts, garps int
+	for _, ev := range wireEvents(t, dump.stdout()) {
+		if ev.at.Before(from) || ev.at.After(to) {
+			continue
+		}
+		switch {
+		case strings.Contains(ev.line, "192.0.2.2 > 224.0.0.18: VRRPv3, Advertisement, vrid 51, prio 100"):
+			in++
+		case strings.Contains(ev.line, "192.0.2.1 > 224.0.0.18: VRRPv3, Advertisement, vrid 51, prio 200"):
+			adverts++
+		case strings.Contains(ev.line, "who-has "+vip4+" tell "+vip4), strings.Contains(ev.line, "Reply "+vip4+" is-at"):
+			garps++
+		}
+	}
+	window := to.Sub(from)
+	maxAdverts := 2 * int(window/time.Second+1)
+	t.Logf("flood: %d forged adverts in over %v; out: %d adverts, %d gratuitous ARP frames (limits %d, 2)", in, window, adverts, garps, maxAdverts)
+	if in < 90 {
+		t.Fatalf("witness saw %d of 100 forged adverts", in)
+	}
+	if adverts == 0 || adverts > maxAdverts || garps > 2 {
+		t.Errorf("out: %d adverts (want 1..%d), %d gratuitous ARP frames (want <= 2: one round for one VIP)", adverts, maxAdverts, garps)
+	}
+
+	// (2) The poisoned interval.
+	poison := l.start(l.nsB, "poison", vrrpd(t), "-forge", "1", "-iface", devB, "-src", "192.0.2.2",
+		"-vrid", strconv.Itoa(vrid), "-prio", "250", "-forge-interval", "4095", "-vip", vip4)
+	poison.wait(t, 5*time.Second)
+	bound := 3*4*time.Second + time.Duration(256-200)*4*time.Second/256
+	waitFor(t, bound+slack+time.Second, "A takes the VIP back after the poisoned advert", func() bool {
+		return len(stamps(t, a.stdout(), "STATE master")) == 2
+	})
+	sent := stamps(t, poison.stdout(), "FORGED")
+	masters := stamps(t, a.stdout(), "STATE master")
+	backups := stamps(t, a.stdout(), "STATE backup")
+	if len(sent) != 1 || len(backups) < 2 {
+		t.Fatalf("forged %d, A's backups %d: A did not yield to the forged advert\n%s", len(sent), len(backups), a.stdout())
+	}
+	unowned := masters[1].Sub(sent[0])
+	t.Logf("one forged 40.95 s advert left the VIP unowned %v (bound %v; uncapped it was 131.8 s)", unowned, bound)
+	if unowned > bound+slack {
+		t.Errorf("VIP unowned %v after one forged advert, want <= %v", unowned, bound)
+	}
+}

@@ -94,3 +94,42 @@ func replayAdverts(iface, src, path string, every time.Duration) error {
 	}
 	return sc.Err()
 }
+
+// forgeAdverts sends count plain adverts for vrid from src (an address of
+// this namespace) to the IPv4 group, at prio with the interval cs, one per
+// every: what anyone on the segment can do without auth. It prints
+// "FORGED <unix-nanos>" for each.
+func forgeAdverts(iface, src string, vrid, prio uint8, cs uint16, vips []netip.Addr, count int, every time.Duration) error {
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return err
+	}
+	from, err := netip.ParseAddr(src)
+	if err != nil {
+		return err
+	}
+	pkt, err := vrrp.Advert{VRID: vrid, Priority: prio, MaxAdvertInterval: cs, Addrs: vips}.Marshal(from, vrrp.GroupV4)
+	if err != nil {
+		return err
+	}
+	c, err := net.ListenPacket("ip4:"+strconv.Itoa(vrrp.Protocol), src)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	p := ipv4.NewPacketConn(c)
+	if err := p.SetMulticastTTL(vrrp.TTL); err != nil {
+		return err
+	}
+	if err := p.SetMulticastInterface(ifi); err != nil {
+		return err
+	}
+	for range count {
+		if _, err := p.WriteTo(pkt, nil, &net.IPAddr{IP: vrrp.GroupV4.AsSlice()}); err != nil {
+			return err
+		}
+		fmt.Printf("FORGED %d\n", time.Now().UnixNano())
+		time.Sleep(every)
+	}
+	return nil
+}

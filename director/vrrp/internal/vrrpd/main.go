@@ -49,9 +49,21 @@ func run() error {
 	replay := flag.String("replay", "", "send the payloads recorded in this file from -src, one per -every, and exit")
 	src := flag.String("src", "", "source address for -capture / -replay")
 	count := flag.Int("count", 10, "payloads to record with -capture")
-	every := flag.Duration("every", time.Second, "pace of -replay")
+	every := flag.Duration("every", time.Second, "pace of -replay and -forge")
+	forge := flag.Int("forge", 0, "send this many forged plain adverts at -prio with -forge-interval from -src, one per -every, and exit")
+	forgeInterval := flag.Uint("forge-interval", 100, "advert interval of -forge, centiseconds")
 	flag.Parse()
 	switch {
+	case *forge > 0:
+		var vs []netip.Addr
+		for _, s := range strings.Split(*vips, ",") {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return err
+			}
+			vs = append(vs, a)
+		}
+		return forgeAdverts(*iface, *src, uint8(*vrid), uint8(*prio), uint16(*forgeInterval), vs, *forge, *every)
 	case *capture != "":
 		return captureAdverts(*iface, *src, *capture, *count)
 	case *replay != "":
