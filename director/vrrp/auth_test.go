@@ -237,3 +237,26 @@ func TestLiveMasterIsProven(t *testing.T) {
 		}
 	})
 }
+
+// TestOtherVRIDsDoNotOpenTheTrustWindow: adverts of another virtual router
+// sharing the key and the segment are dropped before authentication state
+// sees them, so they cannot use up our trust window for a restarted peer.
+func TestOtherVRIDsDoNotOpenTheTrustWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := testKey(t)
+		tr := startTestRunner(t, nil, nil, NewAuth(k))
+		other := NewAuth(k)
+		vr52 := sealedAdvert
+		vr52.VRID = 52
+		for range 10 {
+			b, _ := other.Seal(vr52, peer, GroupV4)
+			tr.deliver(b)
+			time.Sleep(time.Second)
+		}
+		b, _ := NewAuth(k).Seal(sealedAdvert, peer, GroupV4)
+		tr.deliver(b)
+		if d := tr.r.Status().Drops; d != (Drops{VRID: 10}) {
+			t.Errorf("drops %+v, want only the 10 adverts of VRID 52", d)
+		}
+	})
+}

@@ -405,6 +405,12 @@ func (r *Runner) readLoop(e env, out chan<- received, done <-chan struct{}) {
 		var adv Advert
 		var v Verdict
 		if e.auth != nil {
+			if len(b) > 1 && b[1] != vrid {
+				// Other virtual routers may share the key and the
+				// segment: their epochs are none of our business.
+				drop(&r.status.Drops.VRID)
+				continue
+			}
 			adv, v, err = e.auth.Open(b, info.src, info.dst, time.Now())
 		} else {
 			adv, err = Parse(b, info.src, info.dst)
