@@ -186,3 +186,50 @@ func TestPriorityZeroCannotPostponeTakeover(t *testing.T) {
 		}
 	})
 }
+
+// TestStalledBackupWaitsOneMoreInterval: this process stalls (here its
+// startup hook blocks for 5 s) and so, with it, did the master: its first
+// advert arrives just after we run again. The master down timer fired
+// 1.39 s late with nothing queued; taking over then is what made golvs
+// master for a moment next to keepalived in the lab (a loaded VM holds
+// both). A late timer buys one more interval + skew; with no master at
+// all the takeover comes that much later, no more.
+func TestStalledBackupWaitsOneMoreInterval(t *testing.T) {
+	stalled := func(hl *hookLog) Hooks {
+		h := hl.hooks()
+		first, onBackup := true, h.OnBackup
+		h.OnBackup = func(ctx context.Context) error {
+			if first {
+				first = false
+				time.Sleep(5 * time.Second)
+			}
+			return onBackup(ctx)
+		}
+		return h
+	}
+	t.Run("master resumes with us", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tr := startTestRunner(t, nil, stalled, nil)
+			time.Sleep(5*time.Second + 100*time.Millisecond)
+			for range 5 {
+				tr.deliver(advertFrom(t, peer, 51, 200))
+				time.Sleep(time.Second)
+			}
+			for _, h := range tr.hl.take() {
+				if strings.HasPrefix(h, "master@") {
+					t.Fatalf("stalled backup grabbed the VIP before hearing the resumed master: %s", h)
+				}
+			}
+		})
+	})
+	t.Run("no master", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tr := startTestRunner(t, nil, stalled, nil)
+			time.Sleep(10 * time.Second)
+			want := "master@" + (5*time.Second + time.Second + skew100).String()
+			if h := tr.hl.take(); len(h) != 2 || h[1] != want {
+				t.Fatalf("hooks %v, want backup then %s", h, want)
+			}
+		})
+	})
+}

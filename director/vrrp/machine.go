@@ -51,9 +51,11 @@ type AdvertReceived struct {
 	Unverified bool
 }
 
-// MasterDownTimerFired and AdvertTimerFired are the two RFC timers expiring.
+// MasterDownTimerFired and AdvertTimerFired are the two RFC timers
+// expiring. Late is how long after its deadline the master down timer was
+// seen to fire: time this router did not run, see Machine.Step.
 type (
-	MasterDownTimerFired struct{}
+	MasterDownTimerFired struct{ Late time.Duration }
 	AdvertTimerFired     struct{}
 )
 
@@ -176,6 +178,7 @@ type Machine struct {
 	since    time.Time
 
 	downAt     time.Time // when the armed master down timer fires
+	graced     bool      // the armed timer is a grace after a late expiry
 	lastAdvert time.Time // our last advert with a non-zero priority
 	lastGarp   time.Time // our last re-announcement (SendGratuitous)
 }
@@ -245,6 +248,17 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 		if m.state != Backup {
 			return nil
 		}
+		// Silence is evidence of a dead master only while we listened.
+		// A timer that fires late means this process (or its whole VM)
+		// did not run for that long; the master, or at least our
+		// reading of its adverts, may have stalled with us. Give it one
+		// more interval once, instead of grabbing the VIP for the moment
+		// it takes to hear the advert that is on its way.
+		if !m.graced && ev.Late > max(m.interval/4, 20*time.Millisecond) {
+			act := m.startDown(now, m.interval+m.skew())
+			m.graced = true
+			return []Action{act}
+		}
 		m.downAt = time.Time{}
 		return m.toMaster(now, "master down timer expired")
 	case AdvertTimerFired:
@@ -272,6 +286,7 @@ func (m *Machine) advertise(now time.Time) Action {
 // startDown arms the master down timer for d from now.
 func (m *Machine) startDown(now time.Time, d time.Duration) Action {
 	m.downAt = now.Add(d)
+	m.graced = false
 	return StartMasterDownTimer{D: d}
 }
 

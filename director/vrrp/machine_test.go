@@ -157,6 +157,18 @@ func TestMachine(t *testing.T) {
 			{AdvertReceived{From: lower, Priority: 60, MaxAdvertInterval: 100}, nil, Backup},
 			takeover,
 		}},
+		{"late master down expiry: one grace of interval + skew, then takeover", baseCfg(), []step{
+			startup,
+			{MasterDownTimerFired{Late: 2 * time.Second}, []Action{StartMasterDownTimer{time.Second + skew100}}, Backup},
+			// An advert ends the grace; the next late expiry gets one again.
+			{AdvertReceived{From: upper, Priority: 200, MaxAdvertInterval: 100}, []Action{StartMasterDownTimer{down100}}, Backup},
+			{MasterDownTimerFired{Late: 300 * time.Millisecond}, []Action{StartMasterDownTimer{time.Second + skew100}}, Backup},
+			{MasterDownTimerFired{Late: time.Second}, takeover.want, Master},
+		}},
+		{"on-time or slightly late expiry takes over", baseCfg(), []step{
+			startup,
+			{MasterDownTimerFired{Late: 200 * time.Millisecond}, takeover.want, Master},
+		}},
 		{"priority change while master is advertised at once", baseCfg(), []step{
 			startup, takeover,
 			{PriorityChanged{Priority: 20}, []Action{SendAdvert{20}, StartAdvertTimer{time.Second}}, Master},

@@ -349,7 +349,11 @@ func (r *Runner) serve(ctx context.Context, e env) error {
 			if l.timerIsAdvert {
 				l.step(ctx, AdvertTimerFired{})
 			} else if l.drainAdverts(ctx) {
-				l.step(ctx, MasterDownTimerFired{})
+				late := time.Since(l.downDeadline)
+				if late > 20*time.Millisecond {
+					log.Info("vrrp: master down timer fired late: we did not run", "late", late)
+				}
+				l.step(ctx, MasterDownTimerFired{Late: late})
 			}
 		case <-l.garp.C:
 			if l.m.State() == Master {
@@ -460,7 +464,8 @@ type loop struct {
 	rx            <-chan received
 	timer         *time.Timer
 	timerIsAdvert bool
-	armed         uint64 // counts timer (re)arms and stops
+	armed         uint64    // counts timer (re)arms and stops
+	downDeadline  time.Time // when the master down timer is due
 	garp          *time.Timer
 }
 
@@ -534,6 +539,7 @@ func (l *loop) do(ctx context.Context, from State, a Action) {
 		l.armed++
 	case StartMasterDownTimer:
 		l.timer.Reset(a.D)
+		l.downDeadline = time.Now().Add(a.D)
 		l.timerIsAdvert = false
 		l.armed++
 	case StopTimers:
