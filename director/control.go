@@ -35,8 +35,8 @@ type ControlServer struct {
 	Path       string
 	Controller Controller
 	Logger     *slog.Logger
-	// VRRPState, when set, fills Status.VRRP.
-	VRRPState func() string
+	// VRRPState, when set, fills Status.VRRP and Status.VRRPTransitions.
+	VRRPState func() (state string, transitions []string)
 	// Limits bounds clients' time, headers and connections; nil means
 	// netlimit.Control() (tests shorten it).
 	Limits *netlimit.Limits
@@ -122,7 +122,7 @@ func (s *ControlServer) handler(log *slog.Logger) http.Handler {
 			return
 		}
 		if s.VRRPState != nil {
-			st.VRRP = s.VRRPState()
+			st.VRRP, st.VRRPTransitions = s.VRRPState()
 		}
 		writeJSON(w, http.StatusOK, st)
 	})

@@ -397,23 +397,20 @@ func (rt *Runtime) newVRRP(topo *config.Topology) (*vrrp.Runner, error) {
 	}, vrrp.Hooks{OnMaster: onState(true), OnBackup: onState(false)})
 }
 
-// vrrpState is the one-line VRRP state for `director status`.
-func (rt *Runtime) vrrpState() string {
+// vrrpState is the VRRP state for `director status`: one line, and the
+// last transitions with their reasons.
+func (rt *Runtime) vrrpState() (string, []string) {
 	st := rt.vrrp.Status()
 	s := fmt.Sprintf("%s priority %d", st.State, st.Priority)
 	if st.Master.IsValid() {
 		s += fmt.Sprintf(", master %s", st.Master)
-	}
-	if n := len(st.Transitions); n > 0 {
-		t := st.Transitions[n-1]
-		s += fmt.Sprintf(", last %s->%s at %s (%s)", t.From, t.To, t.Time.Format(time.RFC3339), t.Reason)
 	}
 	if drops := formatDrops(st.Drops); drops != "" {
 		// Rejected adverts (unsigned, bad MAC, replays) are what an
 		// operator needs to see a rogue or misconfigured peer.
 		s += ", dropped adverts: " + drops
 	}
-	return s
+	return s, vrrp.FormatTransitions(st.Transitions)
 }
 
 // formatDrops lists the non-zero drop counters, e.g. "unsigned 12".
@@ -425,7 +422,7 @@ func formatDrops(d vrrp.Drops) string {
 	}{
 		{"ttl", d.TTL}, {"interface", d.Interface}, {"destination", d.Destination},
 		{"malformed", d.Malformed}, {"vrid", d.VRID}, {"unsigned", d.Unsigned},
-		{"bad-mac", d.BadMAC}, {"replay", d.Replay},
+		{"bad-mac", d.BadMAC}, {"replay", d.Replay}, {"stale", d.Stale},
 	} {
 		if c.n > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", c.name, c.n))

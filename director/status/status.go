@@ -16,6 +16,9 @@ type Status struct {
 	// VRRP is the failover state ("master", "backup", ...), "" without
 	// failover; filled in by the control server.
 	VRRP string `json:"vrrp,omitempty"`
+	// VRRPTransitions are the last state changes with their reasons,
+	// newest first.
+	VRRPTransitions []string `json:"vrrp_transitions,omitempty"`
 }
 
 // ServiceStatus is one configured service.
@@ -45,6 +48,9 @@ type BackendStatus struct {
 func (s Status) WriteText(w io.Writer) error {
 	if s.VRRP != "" {
 		fmt.Fprintf(w, "vrrp: %s\n", s.VRRP)
+	}
+	for _, t := range s.VRRPTransitions {
+		fmt.Fprintf(w, "  %s\n", t)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, sv := range s.Services {
