@@ -5,7 +5,6 @@ import (
 	"net/netip"
 
 	"github.com/golvs/golvs/config"
-	"github.com/golvs/golvs/health"
 )
 
 // Announcer puts a whole set of addresses on the network: vip.Holder on
@@ -114,17 +113,7 @@ func servableVIPs(topo *config.Topology, view HealthView) []netip.Addr {
 		if s.FWMark != 0 || !s.Address.IsValid() || ok[s.Address] {
 			continue
 		}
-		up := 0
-		for _, b := range s.Backends {
-			st := view.Backend(s.Name, b.AddrPort())
-			if !st.Checked {
-				st = health.Initial(s.Check, st.Since)
-			}
-			if (st.Up || !st.Checked) && !st.Drain {
-				up++
-			}
-		}
-		if up >= max(s.Quorum, 1) || s.SorryServer.IsValid() {
+		if q := ServiceQuorum(s, view); q.Serving >= max(q.Needed, 1) || s.SorryServer.IsValid() {
 			ok[s.Address] = true
 		}
 	}

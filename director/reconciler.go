@@ -77,6 +77,7 @@ type Reconciler struct {
 	owned       map[ipvs.ServiceKey]bool // as last persisted
 	opDrains    map[drainKey]bool        // operator drains, persisted
 	draining    map[destKey]time.Time    // leaving destinations, since when
+	quorumLost  map[string]bool          // services whose quorum is lost, as last logged
 	reloaded    bool                     // SetConfig since the last pass
 	idx         *topoIndex               // of idxOf
 	passes      uint64                   // full passes run, for FullDumpEvery

@@ -122,7 +122,9 @@ func (r *Reconciler) Status(ctx context.Context) (Status, error) {
 		for _, d := range e.Destinations {
 			kd[d.Key()] = d
 		}
-		ss := ServiceStatus{Name: s.Name, Key: key.String(), InKernel: in, Backends: []BackendStatus{}}
+		q := ServiceQuorum(s, drainView{base: r.health, drains: drains})
+		ss := ServiceStatus{Name: s.Name, Key: key.String(), InKernel: in, Backends: []BackendStatus{},
+			Quorum: q.Needed, Serving: q.Serving, QuorumLost: q.Lost}
 		seen := map[netip.AddrPort]bool{}
 		for _, b := range s.Backends {
 			ap := b.AddrPort()

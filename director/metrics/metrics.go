@@ -49,7 +49,7 @@ type collector struct {
 	log     *slog.Logger
 
 	up, weight, kernelWeight, active, inactive, draining, opDrain *prometheus.Desc
-	inKernel, quorumUp                                            *prometheus.Desc
+	inKernel, quorumUp, quorumLost                                *prometheus.Desc
 	vrrpState, vrrpPriority, scrapeErr                            *prometheus.Desc
 }
 
@@ -69,6 +69,7 @@ func newCollector(src Source, timeout time.Duration, log *slog.Logger) *collecto
 		opDrain:      d("backend_operator_drain", "1 while an operator drain (director drain) is in force.", b...),
 		inKernel:     d("service_in_kernel", "1 if the virtual service exists in the kernel.", "service"),
 		quorumUp:     d("service_healthy_backends", "Configured backends whose check passes.", "service"),
+		quorumLost:   d("service_quorum_lost", "1 while fewer backends serve than the service's quorum (the sorry server, if any, takes the traffic).", "service"),
 		vrrpState:    d("vrrp_state", "1 for the current VRRP state.", "state"),
 		vrrpPriority: d("vrrp_priority", "Current VRRP priority."),
 		scrapeErr:    d("status_error", "1 if reading the kernel for this scrape failed."),
@@ -77,7 +78,7 @@ func newCollector(src Source, timeout time.Duration, log *slog.Logger) *collecto
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.weight, c.kernelWeight, c.active, c.inactive, c.draining,
-		c.opDrain, c.inKernel, c.quorumUp, c.vrrpState, c.vrrpPriority, c.scrapeErr} {
+		c.opDrain, c.inKernel, c.quorumUp, c.quorumLost, c.vrrpState, c.vrrpPriority, c.scrapeErr} {
 		ch <- d
 	}
 }
@@ -123,6 +124,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.draining, b2f(b.Draining), s.Name, addr)
 		}
 		gauge(c.quorumUp, float64(healthy), s.Name)
+		gauge(c.quorumLost, b2f(s.QuorumLost), s.Name)
 	}
 }
 
