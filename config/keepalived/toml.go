@@ -21,13 +21,16 @@ type topology struct {
 }
 
 type failover struct {
-	comments  []string
-	vrid      int
-	priority  int
-	advert    time.Duration
-	preempt   bool
-	peers     []string
-	notify    string
+	comments []string
+	vrid     int
+	priority int
+	advert   time.Duration
+	preempt  bool
+	peers    []string
+	notify   string
+	// off: golvs would have nothing to hold, and refuses to run VRRP
+	// then; the whole table is written commented out.
+	off       bool
 	addresses []extraAddress
 	// addressesOff and syncOff: config does not know the key (yet), so
 	// the table is written commented out.
@@ -200,20 +203,24 @@ func (t *topology) text() string {
 	w.comments(t.ifaceNote, "")
 	w.kv("", "interface", t.iface)
 	if f := t.failover; f != nil {
+		off := ""
+		if f.off {
+			off = "# "
+		}
 		w.line("")
-		w.line("[failover]")
 		w.comments(f.comments, "")
-		w.kv("", "virtual_router_id", f.vrid)
-		w.kv("", "priority", f.priority)
-		w.kv("", "advert_interval", f.advert)
-		w.kv("", "preempt", f.preempt)
+		w.line(off + "[failover]")
+		w.kv(off, "virtual_router_id", f.vrid)
+		w.kv(off, "priority", f.priority)
+		w.kv(off, "advert_interval", f.advert)
+		w.kv(off, "preempt", f.preempt)
 		if len(f.peers) > 0 {
-			w.kv("", "peers", f.peers)
+			w.kv(off, "peers", f.peers)
 		}
 		if f.notify != "" {
-			w.kv("", "notify", f.notify)
+			w.kv(off, "notify", f.notify)
 		}
-		p := ""
+		p := off
 		if f.addressesOff {
 			p = "# "
 		}
@@ -227,7 +234,7 @@ func (t *topology) text() string {
 			w.kv(p, "interface", a.iface)
 		}
 		if s := f.sync; s != nil {
-			p := ""
+			p := off
 			if f.syncOff {
 				p = "# "
 			}

@@ -204,6 +204,12 @@ func (c *conv) vrrp() {
 		}
 	}
 	f.comments = append(f.comments, fmt.Sprintf("keepalived: vrrp_instance %s; the service addresses are the VIPs golvs holds on [director] interface while master.", in.Arg(1)))
+	if len(vips) == 0 && (len(f.addresses) == 0 || f.addressesOff) {
+		// golvs refuses to run VRRP with nothing to hold.
+		f.off = true
+		f.comments = append(f.comments, "keepalived: no service address and no extra address golvs takes: nothing to hold, so no [failover].")
+		c.notConverted(in.Pos, "vrrp_instance "+in.Arg(1), "it holds no service's address, and golvs runs VRRP only for addresses it holds; written commented out")
+	}
 	c.topo.failover = f
 	if c.syncNode != nil {
 		c.syncTable(f)
