@@ -16,6 +16,7 @@ const (
 	kaDefaultConnTimeout = 5 * time.Second
 	kaPersistenceDefault = 360 // seconds, when the value is left out
 	maxGroupServices     = 4096
+	maxServices          = 16384 // in all: bounds the work on hostile input
 )
 
 var kaSchedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq", "twos"}
@@ -183,6 +184,10 @@ func (c *conv) virtualServer(n *Node) {
 			port = int(v)
 		}
 		entries = []vsEntry{{pos: n.Pos, addr: a, port: port}}
+	}
+	if len(c.topo.services)+len(entries) > maxServices {
+		c.stmt(n, fmt.Sprintf("the importer writes at most %d services", maxServices))
+		return
 	}
 	s := c.vsSettings(n)
 	for _, e := range entries {
