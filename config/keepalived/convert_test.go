@@ -305,6 +305,9 @@ vrrp_instance VI_1 {
     192.0.2.101 brd 192.0.2.255
     10.0.0.1/24 dev eth1
   }
+  virtual_ipaddress_excluded {
+    192.0.2.103/24 dev eth9
+  }
   notify /usr/local/bin/notify
   notify_master "/x master"
 }
@@ -318,6 +321,11 @@ virtual_server 192.0.2.100 80 {
   protocol TCP
 }
 virtual_server 192.0.2.102 80 {
+  lb_algo rr
+  lb_kind DR
+  protocol TCP
+}
+virtual_server 192.0.2.103 80 {
   lb_algo rr
   lb_kind DR
   protocol TCP
@@ -339,9 +347,10 @@ virtual_server 192.0.2.102 80 {
 		"k.conf:10: not converted: preempt_delay 10",
 		"k.conf:13: not converted: min_ttl 1",
 		"k.conf:17: not converted: brd 192.0.2.255",
-		"k.conf:20: warning: notify /usr/local/bin/notify",
-		"k.conf:21: not converted: notify_master",
-		"k.conf:23: not converted: vrrp_instance VI_2",
+		"k.conf:21: warning: virtual_ipaddress 192.0.2.103/24 dev eth9 (a service's address: golvs holds it on [director] interface bond0)",
+		"k.conf:23: warning: notify /usr/local/bin/notify",
+		"k.conf:24: not converted: notify_master",
+		"k.conf:26: not converted: vrrp_instance VI_2",
 		"k.conf:4: not converted: VRRP version 2 (keepalived's default)",
 		"k.conf:4: warning: service address 192.0.2.102 (not among the instance's virtual_ipaddress")
 	probeConfig()

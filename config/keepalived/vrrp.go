@@ -178,8 +178,11 @@ func (c *conv) vrrp() {
 		if dev == "" {
 			dev = c.topo.iface
 		}
-		if vips[pfx.Addr()] && dev == c.topo.iface {
+		if vips[pfx.Addr()] {
 			held[pfx.Addr()] = true
+			if dev != c.topo.iface {
+				c.warn(n.Pos, "virtual_ipaddress "+pfx.String()+" dev "+dev, "a service's address: golvs holds it on [director] interface "+c.topo.iface)
+			}
 			continue
 		}
 		if !ifNameOK(dev) {
