@@ -186,6 +186,9 @@ func (c *conv) checker(k *Node, rs *realServer, s *vsSettings) *check {
 		case dnsName == "" || dnsName == ".":
 			c.notConverted(k.Pos, "DNS_CHECK without name", "golvs's dns check asks for a name; keepalived's default is the root zone")
 			ok = false
+		case !validHostname(dnsName):
+			c.notConverted(k.Pos, "DNS_CHECK name "+dnsName, "not a domain name golvs can ask for")
+			ok = false
 		case !slices.Contains(qtypes, dnsType):
 			c.notConverted(k.Pos, "DNS_CHECK type "+dnsType, "not a query type golvs asks for")
 			ok = false
@@ -345,4 +348,24 @@ func (c *conv) hexPayload(n *Node, what string) (string, bool) {
 		return "", false
 	}
 	return "hex:" + hex.EncodeToString(b), true
+}
+
+// validHostname is config's rule for a dns check's query: labels of
+// letters, digits, '-' and '_', 1..63 bytes, 253 in all.
+func validHostname(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
