@@ -40,23 +40,28 @@ func TestImportKeepalived(t *testing.T) {
 	}
 	l := labnet.NewLab(t)
 	lan, back := l.Segment("lan"), l.Segment("back")
-	// Two directors on the same segments, in front of the same three real
-	// servers (HTTP on 80, UDP on 53, IPv4 and IPv6).
-	ka := l.Host("ka", lan, "192.0.2.1/24", "2001:db8::1/64")
-	ka.Attach(back, "198.51.100.1/24")
-	gl := l.Host("gl", lan, "192.0.2.3/24", "2001:db8::3/64")
-	gl.Attach(back, "198.51.100.3/24")
+	// Three real servers (HTTP on 80, UDP on 53, IPv4 and IPv6), and per
+	// corpus file two directors on the same segments in front of them:
+	// the files run in parallel, each pair in its own namespaces (IPVS
+	// tables are per namespace), so their check intervals overlap.
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("rs%d", i)
 		h := l.Host(name, lan, fmt.Sprintf("192.0.2.1%d/24", i), fmt.Sprintf("2001:db8::1%d/64", i))
 		h.Start("ready", bin(t, "labhost"), "serve", "--name", name, "--http", ":80", "--udp", ":53")
 	}
-	for _, file := range files {
+	for i, file := range files {
 		abs, err := filepath.Abs(file)
 		if err != nil {
 			t.Fatal(err)
 		}
+		host := func(name string, n int) *labnet.Host {
+			h := l.Host(fmt.Sprintf("%s%d", name, i), lan, fmt.Sprintf("192.0.2.%d/24", n), fmt.Sprintf("2001:db8::%d/64", n))
+			h.Attach(back, fmt.Sprintf("198.51.100.%d/24", n))
+			return h
+		}
+		ka, gl := host("ka", 21+2*i), host("gl", 22+2*i)
 		t.Run(filepath.Base(file), func(t *testing.T) {
+			t.Parallel()
 			importEquivalence(t, ka, gl, abs)
 		})
 	}
@@ -105,9 +110,6 @@ func importEquivalence(t *testing.T, ka, gl *labnet.Host, conf string) {
 	t.Cleanup(func() {
 		stop(t, kp, "keepalived")
 		stop(t, gp, "director")
-		// Each file starts from empty tables (these namespaces are ours).
-		ka.Exec("ipvsadm", "-C")
-		gl.Exec("ipvsadm", "-C")
 		if t.Failed() {
 			kl, _ := os.ReadFile(log)
 			t.Logf("keepalived output:\n%s\ndirector output:\n%s\nimported topology:\n%s", kl, gp.Output(), text)
