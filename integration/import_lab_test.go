@@ -28,7 +28,11 @@ const importCorpus = "../config/keepalived/testdata"
 
 // importDown lists, per corpus file, the services whose real servers do
 // not pass their checks in the lab, on either side: nothing answers DNS
-// or TLS there. Every other checked real server answers and is up.
+// or TLS there. Every other checked real server answers and is up, with
+// one exception shown on purpose: groups.conf's 192.0.2.13:5353 has weight
+// 0 and its own connect_port 53, which the importer reports as not
+// converted; keepalived sees it up on 53, golvs down on 5353, and both
+// tables hold it at weight 0.
 var importDown = map[string][]string{
 	"checks.conf": {"192.0.2.140:53/udp", "192.0.2.150:443/tcp"},
 }
