@@ -148,7 +148,7 @@ func importEquivalence(t *testing.T, ka, gl *labnet.Host, conf string) {
 	// tables are complete, the checks get a bound from their intervals.
 	var kt, gt ipvsTable
 	var kp1, gp1 procSnapshot
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(120 * time.Second) // a loaded emulated guest; only a failure waits this long
 	programmed := false
 	bound := settleBound(want)
 	for i := 0; ; i++ {
@@ -172,7 +172,7 @@ func importEquivalence(t *testing.T, ka, gl *labnet.Host, conf string) {
 		}
 		if time.Now().After(deadline) {
 			kt, gt = readTable(ka), readTable(gl)
-			what := "every service programmed within 60s"
+			what := "every service programmed within 120s"
 			if programmed {
 				what = fmt.Sprintf("equal tables %s after every service appeared (the checks' bound)", bound)
 			}
