@@ -7,6 +7,7 @@
 //	director status  [--socket PATH | -config FILE] [--json]
 //	director drain   [--socket PATH | -config FILE] SERVICE BACKEND
 //	director undrain [--socket PATH | -config FILE] SERVICE BACKEND
+//	director import  [-o FILE] keepalived.conf
 package main
 
 import (
@@ -35,6 +36,7 @@ commands:
   status   show services, backends, health, weights and connections
   drain    SERVICE BACKEND: give a backend weight 0, keeping its connections
   undrain  SERVICE BACKEND: end an operator drain
+  import   [-o FILE] keepalived.conf: write the equivalent topology file
 `
 
 func main() {
@@ -60,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDrain(args, stdout, stderr, true)
 	case "undrain":
 		return cmdDrain(args, stdout, stderr, false)
+	case "import":
+		return cmdImport(args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
