@@ -160,6 +160,9 @@ func (d *decoder) failover(t *table) *Failover {
 	if v, ok := t.boolean("preempt"); ok {
 		f.Preempt = v
 	}
+	if v, ok := t.intRange("track_decrement", 1, 254); ok {
+		f.TrackDecrement = uint8(v)
+	}
 	if peers, ok := t.strings("peers"); ok {
 		seen := map[netip.Addr]int{}
 		for i, s := range peers {

@@ -776,3 +776,17 @@ func TestErrorsSorted(t *testing.T) {
 		t.Errorf("order (-want +got):\n%s", diff)
 	}
 }
+
+func TestTrackDecrement(t *testing.T) {
+	src := "[director]\ninterface = \"eth0\"\n[failover]\nvirtual_router_id = 51\ntrack_decrement = 50\n"
+	if got := mustParse(t, src).Failover.TrackDecrement; got != 50 {
+		t.Errorf("track_decrement = %d, want 50", got)
+	}
+	if got := mustParse(t, "[director]\ninterface = \"eth0\"\n[failover]\nvirtual_router_id = 51\n").Failover.TrackDecrement; got != 0 {
+		t.Errorf("default track_decrement = %d, want 0 (fault)", got)
+	}
+	errs := parseErrs(t, "[director]\ninterface = \"eth0\"\n[failover]\nvirtual_router_id = 51\ntrack_decrement = 255\n")
+	if len(errs) != 1 || !strings.Contains(errs[0], "t.toml:5:1: failover: track_decrement 255 is out of range 1..254") {
+		t.Errorf("errors %q", errs)
+	}
+}

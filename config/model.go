@@ -44,6 +44,11 @@ type Failover struct {
 	Peers           []netip.Addr  // empty = multicast
 	AuthKeyFile     string        // "" = plain RFC 9568 adverts
 	Notify          string        // "" = no notify program
+	// TrackDecrement: while no service has a healthy backend, the
+	// priority is lowered by this much instead of entering fault, so a
+	// peer that can serve takes the VIPs and gives them back when this
+	// director can serve again. 0 = fault.
+	TrackDecrement uint8
 }
 
 // Protocol is a service's L4 protocol.

@@ -393,7 +393,10 @@ func (rt *Runtime) newVRRP(topo *config.Topology) (*vrrp.Runner, error) {
 		Interface: topo.Director.Interface,
 		Failover:  *topo.Failover,
 		VIPs:      VIPs(topo),
-		Logger:    rt.Log.With("part", "vrrp"),
+		// track_decrement: no healthy backend lowers the priority
+		// instead of entering fault.
+		FaultDecrement: topo.Failover.TrackDecrement,
+		Logger:         rt.Log.With("part", "vrrp"),
 	}, vrrp.Hooks{OnMaster: onState(true), OnBackup: onState(false)})
 }
 

@@ -82,20 +82,26 @@ func (n *node) String() string {
 // system); the priority comes from --priority, as in production.
 func (fl *failoverLab) ours(h *labnet.Host, prio int) *node {
 	fl.t.Helper()
+	return fl.oursWith(h, prio, "", fl.service("web", "tcp", 80, "dr", "rr"))
+}
+
+// oursWith is ours with more [failover] keys and its own services.
+func (fl *failoverLab) oursWith(h *labnet.Host, prio int, failoverExtra, services string) *node {
+	fl.t.Helper()
 	n := &node{fl: fl, h: h, prio: prio, dir: fl.t.TempDir()}
 	n.socket = filepath.Join(n.dir, "director.sock")
 	n.conf = labnet.TempFile(fl.t, n.dir, "topology.toml",
-		golvsTopology(n.dir, fl.interval, fl.key, fl.service("web", "tcp", 80, "dr", "rr")))
+		golvsTopology(n.dir, fl.interval, fl.key, failoverExtra, services))
 	if out, err := h.Exec(bin(fl.t, "director"), "check", "-config", n.conf); err != nil {
 		fl.t.Fatalf("director check: %v\n%s", err, out)
 	}
 	return n
 }
 
-func golvsTopology(dir string, interval time.Duration, key, services string) string {
-	auth := ""
+func golvsTopology(dir string, interval time.Duration, key, extra, services string) string {
+	auth := extra // more [failover] keys
 	if key != "" {
-		auth = fmt.Sprintf("auth_key_file = %q\n", key)
+		auth = fmt.Sprintf("auth_key_file = %q\n%s", key, extra)
 	}
 	return fmt.Sprintf(`[director]
 interface = "eth0"
@@ -487,7 +493,7 @@ func TestFailoverAuth(t *testing.T) {
 	// test is whether its adverts move our directors.
 	rogueHost := fl.lab.Host("rogue", fl.lanSegment(), rogueIP+"/24")
 	rogueDir := t.TempDir()
-	rogueConf := labnet.TempFile(t, rogueDir, "topology.toml", golvsTopology(rogueDir, fl.interval, "",
+	rogueConf := labnet.TempFile(t, rogueDir, "topology.toml", golvsTopology(rogueDir, fl.interval, "", "",
 		strings.ReplaceAll(fl.service("web", "tcp", 80, "dr", "rr"), vip, decoyVIP)))
 	rogue := &node{fl: fl, h: rogueHost, prio: 254, dir: rogueDir, conf: rogueConf, vip: decoyVIP,
 		socket: filepath.Join(rogueDir, "director.sock")}
@@ -527,4 +533,56 @@ func TestFailoverAuth(t *testing.T) {
 
 	// Signed failover works, the rogue still shouting.
 	fl.failover(master, backup)
+}
+
+// TestFailoverTrackDecrement: with track_decrement, a master whose every
+// backend fails its check lowers its priority below the peer's instead of
+// entering fault: the peer (which still sees its backends up) takes the
+// VIP, and gives it back by preemption when the backends return. The
+// master's check is an exec check of a flag file, so only the master sees
+// its backends go down; real VRRP adverts decide, and `ip addr` and the
+// client's ARP entry are the witnesses.
+func TestFailoverTrackDecrement(t *testing.T) {
+	fl := newFailoverLab(t, 200*time.Millisecond, false)
+	flag := filepath.Join(t.TempDir(), "backends-up")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checked := fl.service("web", "tcp", 80, "dr", "rr") + fmt.Sprintf(`[service.check]
+type = "exec"
+command = ["/usr/bin/test", "-e", %q]
+interval = "200ms"
+timeout = "1s"
+rise = 1
+fall = 1
+`, flag)
+	master := fl.oursWith(fl.director, 200, "track_decrement = 150\n", checked)
+	backup := fl.ours(fl.backup, 100)
+	fl.establish(master, backup)
+
+	// Every backend of the master fails: 200-150 = 50 < 100.
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*eventuallyScale, "the peer takes the VIP from the tracked-down master", func() error {
+		return firstErr(hasVIP(backup.h, true), hasVIP(master.h, false))
+	})
+	fl.eventuallyARP(backup)
+	if st := master.status(); !strings.Contains(st, "priority 50") {
+		t.Errorf("master's status after its backends failed: want priority 50:\n%s", st)
+	}
+	fl.assertServed(10)
+
+	// The backends return: priority 200 again, and preempt takes it back.
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*eventuallyScale, "the master takes the VIP back", func() error {
+		return firstErr(hasVIP(master.h, true), hasVIP(backup.h, false))
+	})
+	fl.eventuallyARP(master)
+	if st := master.status(); !strings.Contains(st, "priority 200") {
+		t.Errorf("master's status after its backends returned: want priority 200:\n%s", st)
+	}
+	fl.assertServed(10)
 }
