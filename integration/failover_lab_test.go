@@ -551,8 +551,8 @@ func TestFailoverTrackDecrement(t *testing.T) {
 	checked := fl.service("web", "tcp", 80, "dr", "rr") + fmt.Sprintf(`[service.check]
 type = "exec"
 command = ["/usr/bin/test", "-e", %q]
-interval = "200ms"
-timeout = "1s"
+interval = "300ms"
+timeout = "300ms"
 rise = 1
 fall = 1
 `, flag)
