@@ -60,7 +60,7 @@ type Options struct {
 // errors.As), each placed at FILE:LINE:COL; an unreadable or oversized
 // file is a plain error.
 func (o Options) Load(path string) (*Topology, error) {
-	src, err := readFile(path)
+	src, err := readFile(path, MaxFileSize)
 	if err != nil {
 		return nil, err
 	}

@@ -21,25 +21,25 @@ const (
 	MaxKeyParts = 32
 )
 
-// readFile reads at most MaxFileSize bytes of path; a larger file is an
-// error at once, without reading it all (a regular file) or after
-// MaxFileSize+1 bytes (a pipe, /dev/zero).
-func readFile(path string) ([]byte, error) {
+// readFile reads at most limit (MaxFileSize) bytes of path; a larger file
+// is an error at once, without reading it (a regular file), or after
+// limit+1 bytes (a pipe, /dev/zero).
+func readFile(path string, limit int) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
-	tooBig := fmt.Errorf("config: %s is larger than %d MiB: not a topology file", path, MaxFileSize>>20)
+	tooBig := fmt.Errorf("config: %s is larger than %d MiB: not a topology file", path, limit>>20)
 	size := 512
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-		if st.Size() > MaxFileSize {
+		if st.Size() > int64(limit) {
 			return nil, tooBig
 		}
 		size = int(st.Size()) + 1 // one more, to see the end without growing
 	}
 	buf := make([]byte, 0, size)
-	r := io.LimitReader(f, MaxFileSize+1)
+	r := io.LimitReader(f, int64(limit)+1)
 	for {
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -53,7 +53,7 @@ func readFile(path string) ([]byte, error) {
 			buf = append(buf, 0)[:len(buf)]
 		}
 	}
-	if len(buf) > MaxFileSize {
+	if len(buf) > limit {
 		return nil, tooBig
 	}
 	return buf, nil

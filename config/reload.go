@@ -143,7 +143,7 @@ func Reload(path string, prev *Topology) (*Topology, error) {
 
 // Reload is the package's Reload, checking the named files as o says.
 func (o Options) Reload(path string, prev *Topology) (*Topology, error) {
-	src, err := readFile(path)
+	src, err := readFile(path, MaxFileSize)
 	if err != nil {
 		return nil, err
 	}
