@@ -725,7 +725,9 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("[director]\ninterface = 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Load(bad)
+	// The files it names are not this test's concern (the host's
+	// /run/golvs may hold anything); hostfiles_test.go checks them.
+	_, err := Options{SkipFiles: true}.Load(bad)
 	var es Errors
 	if !errors.As(err, &es) {
 		t.Fatalf("Load error %v is not Errors", err)
