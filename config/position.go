@@ -22,6 +22,10 @@ package config
 //     multi-line) and to descend into inline tables and arrays, whose
 //     elements are numbered like arrays of tables.
 //
+// The positions go into a tree of key paths (posNode), so the index is
+// built in one pass, linear in the file however deep it nests, and values
+// are descended into with an explicit stack rather than recursion.
+//
 // The scanner only runs on input the TOML parser accepted, so it is
 // lenient rather than validating; it still guarantees progress on any
 // input. A path that is not found falls back to its nearest recorded
