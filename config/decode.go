@@ -15,12 +15,24 @@ type decoder struct {
 	src  []byte
 	// pos is built on the first error: scanning a large valid file for
 	// positions nobody reads cost a fifth of a 5,000-service start.
-	pos  positions
+	pos  *posNode
 	errs Errors
+	// more counts the errors past maxKept, only counted.
+	more int
+	// skipped is set when a [[service]] element was not a table, so
+	// Services no longer lines up with the file's elements.
+	skipped bool
 }
 
+// add reports a problem at path. String arguments are values from the
+// file (or keys): they are quoted clipped, so a 10 MB value makes a short
+// line.
 func (d *decoder) add(path []string, ctx, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
+	if len(d.errs) >= maxKept {
+		d.more++
+		return
+	}
+	msg := fmt.Sprintf(format, clipArgs(args)...)
 	if ctx != "" {
 		msg = ctx + ": " + msg
 	}
@@ -29,6 +41,14 @@ func (d *decoder) add(path []string, ctx, format string, args ...any) {
 	}
 	p := d.pos.at(path)
 	d.errs = append(d.errs, Error{File: d.file, Line: p.line, Col: p.col, Msg: msg})
+}
+
+// result is the errors found, sorted and capped (nil for none).
+func (d *decoder) result() error {
+	if len(d.errs) == 0 {
+		return nil
+	}
+	return d.errs.capped(d.more)
 }
 
 // table is one decoded TOML table being converted. Every accessor marks
@@ -287,10 +307,18 @@ func list(s []string) string {
 	return out
 }
 
-func typeName(v any) string {
+// desc is a message fragment of ours (already clipped), which add must not
+// clip again.
+type desc string
+
+func typeName(v any) desc {
+	return desc(typeText(v))
+}
+
+func typeText(v any) string {
 	switch v := v.(type) {
 	case string:
-		return fmt.Sprintf("string %q", v)
+		return fmt.Sprintf("string %q", clip(v))
 	case int64:
 		return fmt.Sprintf("integer %d", v)
 	case float64:

@@ -6,7 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 )
 
 // FuzzParse checks that Parse never panics, that every failure is Errors
@@ -35,8 +38,14 @@ func FuzzParse(f *testing.F) {
 			if len(es) == 0 {
 				t.Fatal("empty Errors returned as an error")
 			}
+			if len(es) > MaxErrors+1 {
+				t.Errorf("%d errors, more than MaxErrors and a summary", len(es))
+			}
 			lines := bytes.Count(src, []byte("\n")) + 1
 			for _, e := range es {
+				if len(e.Msg) > maxMsg+3 {
+					t.Errorf("a %d-byte message", len(e.Msg))
+				}
 				if e.File != "f.toml" || e.Line < 1 || e.Col < 1 || e.Line > lines {
 					t.Errorf("error placed outside the %d-line file: %#v", lines, e)
 				}
@@ -73,4 +82,64 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzShape checks the shape check against the real TOML parser: what it
+// lets through, and BurntSushi accepts, nests no deeper than the limits
+// allow (each container level holding at most a dotted key's parts of
+// tables). A miss here would let a nested file reach a parser's recursion.
+// The FuzzParse seeds run through it too.
+func FuzzShape(f *testing.F) {
+	seeds, err := filepath.Glob("testdata/fuzz/FuzzParse/*")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range seeds {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		// The seed files' one value, a Go-quoted []byte.
+		_, lit, _ := bytes.Cut(b, []byte("[]byte("))
+		s, err := strconv.Unquote(string(bytes.TrimSuffix(bytes.TrimSpace(lit), []byte(")"))))
+		if err != nil {
+			f.Fatalf("%s: %v", name, err)
+		}
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		if checkShape("f.toml", src) != nil {
+			return
+		}
+		var raw map[string]any
+		if _, err := toml.Decode(string(src), &raw); err != nil {
+			return
+		}
+		if d, limit := depthOf(raw, 0), (MaxNesting+1)*MaxKeyParts; d > limit {
+			t.Errorf("accepted a document %d deep (limit %d)", d, limit)
+		}
+	})
+}
+
+// depthOf is how deep v nests; it stops counting past 10,000.
+func depthOf(v any, d int) int {
+	if d > 10000 {
+		return d
+	}
+	deepest := d
+	switch v := v.(type) {
+	case map[string]any:
+		for _, e := range v {
+			deepest = max(deepest, depthOf(e, d+1))
+		}
+	case []map[string]any:
+		for _, e := range v {
+			deepest = max(deepest, depthOf(e, d+1))
+		}
+	case []any:
+		for _, e := range v {
+			deepest = max(deepest, depthOf(e, d+1))
+		}
+	}
+	return deepest
 }

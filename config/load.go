@@ -6,28 +6,25 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"os"
 	"path"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 )
 
-// Load reads and validates the topology file at path. Problems in the file
-// come back as Errors (use errors.As), every one of them, each placed at
-// FILE:LINE:COL; an unreadable file is the os error.
+// Load reads and validates the topology file at path, and checks the
+// files it names on this host as the director needs them (see Options).
+// Problems in the file come back as Errors (use errors.As), each placed
+// at FILE:LINE:COL; an unreadable or oversized file is a plain error.
 func Load(path string) (*Topology, error) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	return Parse(path, src)
+	return Options{}.Load(path)
 }
 
 // Parse validates a topology held in memory; name is used in messages as
-// the file name.
+// the file name. It looks at nothing outside src.
 //
 // The TOML is decoded into plain maps rather than structs, and every table
 // is then walked against the list of keys it may hold: that gives exact
@@ -36,6 +33,20 @@ func Load(path string) (*Topology, error) {
 // apart), and lets a value of the wrong type be one error among many rather
 // than the end of decoding.
 func Parse(name string, src []byte) (*Topology, error) {
+	return parse(name, src, nil)
+}
+
+// parse is Parse, checking the files the topology names with files
+// unless it is nil.
+func parse(name string, src []byte, files *fileChecker) (*Topology, error) {
+	if len(src) > MaxFileSize {
+		return nil, Errors{{File: name, Line: 1, Col: 1, Msg: fmt.Sprintf("the file is larger than %d MiB", MaxFileSize>>20)}}
+	}
+	// Before any parser: the nesting that costs them time, memory or
+	// their stack.
+	if err := checkShape(name, src); err != nil {
+		return nil, err
+	}
 	// fastDecode covers what topology files are usually written in, many
 	// times faster; on anything else it gives up and BurntSushi decodes
 	// (and reports every syntax error) as before.
@@ -44,17 +55,19 @@ func Parse(name string, src []byte) (*Topology, error) {
 		if _, err := toml.Decode(string(src), &raw); err != nil {
 			var pe toml.ParseError
 			if errors.As(err, &pe) {
-				return nil, Errors{{File: name, Line: max(pe.Position.Line, 1), Col: max(pe.Position.Col, 1), Msg: pe.Message}}
+				return nil, Errors{{File: name, Line: max(pe.Position.Line, 1), Col: max(pe.Position.Col, 1), Msg: clipText(pe.Message, maxMsg)}}
 			}
-			return nil, Errors{{File: name, Line: 1, Col: 1, Msg: err.Error()}}
+			return nil, Errors{{File: name, Line: 1, Col: 1, Msg: clipText(err.Error(), maxMsg)}}
 		}
 	}
 	d := &decoder{file: name, src: src}
 	topo := d.topology(raw)
 	topo.Path = name
-	if len(d.errs) > 0 {
-		d.errs.sort()
-		return nil, d.errs
+	if files != nil {
+		d.hostFiles(topo, files)
+	}
+	if err := d.result(); err != nil {
+		return nil, err
 	}
 	withPieces(topo, src)
 	return topo, nil
@@ -117,7 +130,11 @@ func (d *decoder) director(t *table, needInterface bool) Director {
 		case len(s) > 107:
 			t.errorf("control_socket", "control_socket is longer than a unix socket path may be (107 bytes)")
 		default:
-			dir.ControlSocket = s
+			if problem := ownPathProblem(s); problem != "" {
+				t.errorf("control_socket", "control_socket %q %s", s, desc(problem))
+			} else {
+				dir.ControlSocket = s
+			}
 		}
 	}
 	if s, ok := t.str("metrics_address"); ok {
@@ -127,10 +144,11 @@ func (d *decoder) director(t *table, needInterface bool) Director {
 		dir.MetricsAddress = s
 	}
 	if s, ok := t.str("state_file"); ok {
-		if !path.IsAbs(s) {
-			t.errorf("state_file", "state_file %q must be an absolute path", s)
+		if problem := ownPathProblem(s); problem != "" {
+			t.errorf("state_file", "state_file %q %s", s, desc(problem))
+		} else {
+			dir.StateFile = s
 		}
-		dir.StateFile = s
 	}
 	t.finish()
 	return dir
@@ -189,8 +207,9 @@ func (d *decoder) failover(t *table) *Failover {
 		if !ok {
 			continue
 		}
-		if !path.IsAbs(s) {
-			t.errorf(key, "%s %q must be an absolute path", key, s)
+		if problem := pathProblem(s); problem != "" {
+			t.errorf(key, "%s %q %s", desc(key), s, desc(problem))
+			continue
 		}
 		if key == "notify" {
 			f.Notify = s
@@ -231,8 +250,50 @@ func ifNameProblem(s string) string {
 		return "must not be empty"
 	case len(s) > 15:
 		return "is longer than 15 bytes"
-	case s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n\v\f\r"):
+	case s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n\v\f\r") || hasControl(s):
 		return "is not a valid interface name"
+	}
+	return ""
+}
+
+// hasControl reports whether s holds a control character (C0, DEL or
+// C1; NUL included): never wanted in a name, an interface or a path, and
+// a way to forge log lines.
+func hasControl(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxPath is PATH_MAX less its NUL.
+const maxPath = 4095
+
+// pathProblem checks a path the director reads or runs: absolute, no
+// control characters, within PATH_MAX.
+func pathProblem(s string) string {
+	switch {
+	case !path.IsAbs(s):
+		return "must be an absolute path"
+	case hasControl(s):
+		return "must not contain control characters"
+	case len(s) > maxPath:
+		return fmt.Sprintf("is longer than %d bytes", maxPath)
+	}
+	return ""
+}
+
+// ownPathProblem checks a path the director creates and replaces
+// (state_file, control_socket): also written plainly, without "." or
+// ".." parts or repeated or trailing slashes, and not "/".
+func ownPathProblem(s string) string {
+	if p := pathProblem(s); p != "" {
+		return p
+	}
+	if path.Clean(s) != s || s == "/" {
+		return "must be a plain file path (no \".\" or \"..\" parts, no repeated or trailing \"/\")"
 	}
 	return ""
 }
@@ -249,6 +310,9 @@ func hostPortProblem(s string) string {
 	}
 	if host == "" {
 		return ""
+	}
+	if hasControl(host) {
+		return "has a control character in its host"
 	}
 	if _, err := netip.ParseAddr(host); err == nil {
 		return ""

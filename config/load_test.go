@@ -446,6 +446,7 @@ tunnel_interface = """
 agent_address = 1
 `
 	want := []string{
+		`t.toml:4:1: director: control_socket "multi-line\nweight = 1\n" must be an absolute path`,
 		`t.toml:8:1: director: metrics_address "[[service]]\n" is not HOST:PORT (use [ADDR]:PORT for IPv6)`,
 		`t.toml:20:27: service "a": backend 2: weight 70000 is out of range 0..65535`,
 		`t.toml:23:1: service "a": check: rise 0 is out of range 1..1000`,
@@ -724,7 +725,9 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("[director]\ninterface = 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Load(bad)
+	// The files it names are not this test's concern (the host's
+	// /run/golvs may hold anything); hostfiles_test.go checks them.
+	_, err := Options{SkipFiles: true}.Load(bad)
 	var es Errors
 	if !errors.As(err, &es) {
 		t.Fatalf("Load error %v is not Errors", err)
@@ -743,7 +746,8 @@ func TestLoad(t *testing.T) {
 }
 
 // TestExamples loads every shipped example: they are documentation and
-// must stay valid.
+// must stay valid. The files they name (keys, scripts) are not on this
+// host, so those are not checked.
 func TestExamples(t *testing.T) {
 	files, err := filepath.Glob("../examples/*.toml")
 	if err != nil {
@@ -754,7 +758,7 @@ func TestExamples(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			topo, err := Load(f)
+			topo, err := Options{SkipFiles: true}.Load(f)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -22,6 +22,10 @@ package config
 //     multi-line) and to descend into inline tables and arrays, whose
 //     elements are numbered like arrays of tables.
 //
+// The positions go into a tree of key paths (posNode), so the index is
+// built in one pass, linear in the file however deep it nests, and values
+// are descended into with an explicit stack rather than recursion.
+//
 // The scanner only runs on input the TOML parser accepted, so it is
 // lenient rather than validating; it still guarantees progress on any
 // input. A path that is not found falls back to its nearest recorded
@@ -35,25 +39,69 @@ import (
 
 type pos struct{ line, col int }
 
-// positions maps a joined key path to where the key is written.
-type positions map[string]pos
-
-func joinPath(path []string) string { return strings.Join(path, "\x1f") }
-
-// at returns the position of path, or of its nearest recorded ancestor.
-func (ps positions) at(path []string) pos {
-	for n := len(path); n > 0; n-- {
-		if p, ok := ps[joinPath(path[:n])]; ok {
-			return p
-		}
-	}
-	return pos{1, 1}
+// posNode is one key path in the position index, a tree: recording a key
+// under its table, or an element under its array, is one step from its
+// parent, so building the index is linear in the file whatever its
+// nesting (a flat map of joined paths cost O(depth) per key, O(depth^2)
+// for a deep array, which took seconds at depth 4,000).
+type posNode struct {
+	p     pos
+	set   bool
+	aot   int                 // elements of the array of tables this path names, so far
+	named map[string]*posNode // a table's keys
+	elems []*posNode          // an array's elements (inline, or of tables)
 }
 
-func indexPositions(src []byte) positions {
-	s := &scanner{src: src, line: 1, idx: positions{}, aot: map[string]int{}}
+func (n *posNode) key(k string) *posNode {
+	if c, ok := n.named[k]; ok {
+		return c
+	}
+	if n.named == nil {
+		n.named = make(map[string]*posNode)
+	}
+	c := &posNode{}
+	n.named[k] = c
+	return c
+}
+
+func (n *posNode) elem(i int) *posNode {
+	for len(n.elems) <= i {
+		n.elems = append(n.elems, &posNode{})
+	}
+	return n.elems[i]
+}
+
+// record keeps the first position seen for n.
+func (n *posNode) record(p pos) {
+	if !n.set {
+		n.p, n.set = p, true
+	}
+}
+
+// at returns the position of path, or of its nearest recorded ancestor.
+// A path names array elements by their decimal index.
+func (n *posNode) at(path []string) pos {
+	best := pos{1, 1}
+	for _, k := range path {
+		next := n.named[k]
+		if i, err := strconv.Atoi(k); err == nil && i >= 0 && i < len(n.elems) {
+			next = n.elems[i]
+		}
+		if n = next; n == nil {
+			break
+		}
+		if n.set {
+			best = n.p
+		}
+	}
+	return best
+}
+
+func indexPositions(src []byte) *posNode {
+	s := &scanner{src: src, line: 1, root: &posNode{}}
+	s.cur = s.root
 	s.run()
-	return s.idx
+	return s.root
 }
 
 type scanner struct {
@@ -61,9 +109,8 @@ type scanner struct {
 	off       int
 	line      int
 	lineStart int
-	idx       positions
-	aot       map[string]int // array-of-tables path -> elements seen so far
-	cur       []string       // path of the current [table]
+	root      *posNode
+	cur       *posNode // the current [table]
 }
 
 func (s *scanner) eof() bool { return s.off >= len(s.src) }
@@ -93,13 +140,6 @@ func (s *scanner) next() {
 func (s *scanner) here() pos {
 	// Columns count bytes, like the TOML parser's own error positions.
 	return pos{s.line, s.off - s.lineStart + 1}
-}
-
-func (s *scanner) record(path []string, p pos) {
-	k := joinPath(path)
-	if _, ok := s.idx[k]; !ok {
-		s.idx[k] = p
-	}
 }
 
 // skipBlank skips spaces, tabs, comments and, if newlines, line breaks.
@@ -135,8 +175,8 @@ func (s *scanner) run() {
 		start := s.off
 		if s.peek() == '[' {
 			s.header()
-		} else {
-			s.keyValue(s.cur)
+		} else if n := s.keyValue(s.cur); n != nil {
+			s.value(n)
 		}
 		s.skipBlank(false)
 		s.skipLine() // anything left on the line is not ours to index
@@ -146,14 +186,18 @@ func (s *scanner) run() {
 	}
 }
 
-// resolve maps header keys to a path, a component that names an array of
-// tables standing for its latest element.
-func (s *scanner) resolve(keys []string) []string {
-	var out []string
+// resolve walks header keys from the root, a component that names an
+// array of tables standing for its latest element; it returns every node
+// passed.
+func (s *scanner) resolve(keys []string) []*posNode {
+	n := s.root
+	var out []*posNode
 	for _, k := range keys {
-		out = append(out, k)
-		if n, ok := s.aot[joinPath(out)]; ok && n > 0 {
-			out = append(out, strconv.Itoa(n-1))
+		n = n.key(k)
+		out = append(out, n)
+		if n.aot > 0 {
+			n = n.elem(n.aot - 1)
+			out = append(out, n)
 		}
 	}
 	return out
@@ -170,42 +214,49 @@ func (s *scanner) header() {
 	if len(keys) == 0 {
 		return
 	}
-	var path []string
+	var path []*posNode
 	if double {
-		path = append(s.resolve(keys[:len(keys)-1]), keys[len(keys)-1])
-		k := joinPath(path)
-		s.aot[k]++
-		path = append(path, strconv.Itoa(s.aot[k]-1))
+		path = s.resolve(keys[:len(keys)-1])
+		parent := s.root
+		if len(path) > 0 {
+			parent = path[len(path)-1]
+		}
+		arr := parent.key(keys[len(keys)-1])
+		arr.aot++
+		path = append(path, arr, arr.elem(arr.aot-1))
 	} else {
 		path = s.resolve(keys)
 	}
-	for n := 1; n <= len(path); n++ {
-		s.record(path[:n], p)
+	for _, n := range path {
+		n.record(p)
 	}
-	s.cur = path
+	s.cur = path[len(path)-1]
 	for !s.eof() && s.peek() == ']' {
 		s.next()
 	}
 }
 
-func (s *scanner) keyValue(base []string) {
+// keyValue indexes one key = value under base and returns the value's
+// node, or nil when there is no value to read (not a key, no '=').
+func (s *scanner) keyValue(base *posNode) *posNode {
 	s.skipBlank(false)
 	p := s.here()
 	keys := s.key()
 	if len(keys) == 0 {
-		return
+		return nil
 	}
-	path := append(append([]string(nil), base...), keys...)
-	for n := len(base) + 1; n <= len(path); n++ {
-		s.record(path[:n], p)
+	n := base
+	for _, k := range keys {
+		n = n.key(k)
+		n.record(p)
 	}
 	s.skipBlank(false)
 	if s.peek() != '=' {
-		return
+		return nil
 	}
 	s.next()
 	s.skipBlank(false)
-	s.value(path)
+	return n
 }
 
 // key reads a possibly dotted key, returning its unquoted parts.
@@ -341,68 +392,85 @@ func (s *scanner) skipMultiline(delim string, escapes bool) {
 	}
 }
 
-func (s *scanner) value(path []string) {
-	switch s.peek() {
-	case '"':
-		if s.hasPrefix(`"""`) {
-			s.skipMultiline(`"""`, true)
-		} else {
-			s.basicString()
-		}
-	case '\'':
-		if s.hasPrefix(`'''`) {
-			s.skipMultiline(`'''`, false)
-		} else {
-			s.literalString()
-		}
-	case '{':
-		s.record(path, s.here())
-		s.next()
-		for !s.eof() {
-			s.skipBlank(true)
-			switch s.peek() {
-			case '}':
-				s.next()
-				return
-			case ',':
-				s.next()
-				continue
+// container is an inline table or array being read by value.
+type container struct {
+	n      *posNode
+	inline bool // {...}; else [...]
+	i      int  // the array's current element
+}
+
+// value indexes one value (descending into inline tables and arrays,
+// whose elements are numbered like arrays of tables) and skips it. It
+// keeps its own stack rather than recursing, so nesting costs no Go stack.
+func (s *scanner) value(n *posNode) {
+	var stack []container
+	for {
+		// One value at n.
+		start := s.off
+		switch s.peek() {
+		case '"':
+			if s.hasPrefix(`"""`) {
+				s.skipMultiline(`"""`, true)
+			} else {
+				s.basicString()
 			}
-			start := s.off
-			s.keyValue(path)
-			if s.off == start {
-				s.next()
+		case '\'':
+			if s.hasPrefix("'''") {
+				s.skipMultiline("'''", false)
+			} else {
+				s.literalString()
 			}
-		}
-	case '[':
-		s.next()
-		i := 0
-		for !s.eof() {
-			s.skipBlank(true)
-			switch s.peek() {
-			case ']':
-				s.next()
-				return
-			case ',':
-				s.next()
-				i++
-				continue
-			}
-			start := s.off
-			elem := append(append([]string(nil), path...), strconv.Itoa(i))
-			s.record(elem, s.here())
-			s.value(elem)
-			if s.off == start {
-				s.next()
-			}
-		}
-	default:
-		for !s.eof() {
-			switch s.peek() {
-			case ',', ']', '}', '\n', '#':
-				return
-			}
+		case '{':
+			n.record(s.here())
 			s.next()
+			stack = append(stack, container{n: n, inline: true})
+		case '[':
+			s.next()
+			stack = append(stack, container{n: n})
+		default:
+			for !s.eof() {
+				switch s.peek() {
+				case ',', ']', '}', '\n', '#':
+					goto scalarDone
+				}
+				s.next()
+			}
+		scalarDone:
+			if s.off == start && len(stack) > 0 {
+				s.next() // a stray byte inside a container: step over it
+			}
 		}
+		// Find the next value to read inside the innermost container,
+		// closing the ones that end.
+		next := (*posNode)(nil)
+		for next == nil {
+			if len(stack) == 0 {
+				return
+			}
+			top := &stack[len(stack)-1]
+			s.skipBlank(true)
+			if s.eof() {
+				return
+			}
+			switch c := s.peek(); {
+			case top.inline && c == '}', !top.inline && c == ']':
+				s.next()
+				stack = stack[:len(stack)-1]
+			case c == ',':
+				s.next()
+				if !top.inline {
+					top.i++
+				}
+			case top.inline:
+				at := s.off
+				if next = s.keyValue(top.n); next == nil && s.off == at {
+					s.next()
+				}
+			default:
+				next = top.n.elem(top.i)
+				next.record(s.here())
+			}
+		}
+		n = next
 	}
 }

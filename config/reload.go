@@ -2,8 +2,6 @@ package config
 
 import (
 	"bytes"
-	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -140,16 +138,30 @@ func header(line []byte) string {
 // only the services whose text changed since prev. The result, or the
 // error, is the same as Load's.
 func Reload(path string, prev *Topology) (*Topology, error) {
-	src, err := os.ReadFile(path)
+	return Options{}.Reload(path, prev)
+}
+
+// Reload is the package's Reload, checking the named files as o says.
+func (o Options) Reload(path string, prev *Topology) (*Topology, error) {
+	src, err := readFile(path, MaxFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
+	// The fast path decodes pieces of src: bound the whole first.
+	if err := checkShape(path, src); err != nil {
+		return nil, err
+	}
+	files := o.files()
 	// src is ours alone and never changed: the fast path may keep it as
 	// a string without copying it.
 	if t := reparse(path, unsafe.String(unsafe.SliceData(src), len(src)), prev); t != nil {
-		return t, nil
+		if files == nil || filesOK(t, files) {
+			return t, nil
+		}
+		// The full path below places every problem at its key (files
+		// keeps what was found, so nothing is checked twice).
 	}
-	return Parse(path, src)
+	return parse(path, src, files)
 }
 
 // reparse is the fast path of Reload: nil when it does not apply.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/bits"
 	"net/netip"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,13 +59,14 @@ func (d *decoder) services(raw []map[string]any) []Service {
 	)
 	for i, m := range raw {
 		if m == nil {
+			d.skipped = true
 			continue // not a table; already reported
 		}
 		svc, t, ok := d.service(i, m)
 		// Others refer to this service by number too: names may collide.
 		ref := fmt.Sprintf("service %d", i+1)
 		if svc.Name != "" {
-			ref = fmt.Sprintf("service %d (%q)", i+1, svc.Name)
+			ref = fmt.Sprintf("service %d (%q)", i+1, clip(svc.Name))
 		}
 		if ok.name {
 			if first, dup := names[svc.Name]; dup {
@@ -103,7 +103,7 @@ func (d *decoder) service(i int, m map[string]any) (Service, *table, svcOK) {
 	var ok svcOK
 	ctx := fmt.Sprintf("service %d", i+1)
 	if name, isStr := m["name"].(string); isStr && name != "" {
-		ctx = fmt.Sprintf("service %q", name)
+		ctx = fmt.Sprintf("service %q", clip(name))
 	}
 	t := d.table(m, []string{"service", strconv.Itoa(i)}, ctx)
 	svc := Service{
@@ -116,6 +116,8 @@ func (d *decoder) service(i int, m map[string]any) (Service, *table, svcOK) {
 	if name, present := t.str("name"); present {
 		if name == "" {
 			t.errorf("name", "name must not be empty")
+		} else if hasControl(name) {
+			t.errorf("name", "name %q must not contain control characters", name)
 		} else {
 			svc.Name, ok.name = name, true
 		}
@@ -415,12 +417,16 @@ func (d *decoder) check(t *table) *Check {
 		if s, present := t.str("path"); present {
 			if !strings.HasPrefix(s, "/") {
 				t.errorf("path", "path %q must start with \"/\"", s)
+			} else if hasControl(s) {
+				t.errorf("path", "path %q must not contain control characters", s)
 			}
 			c.Path = s
 		}
 		if s, present := t.str("host"); present {
 			if s == "" {
 				t.errorf("host", "host must not be empty")
+			} else if hasControl(s) {
+				t.errorf("host", "host %q must not contain control characters", s)
 			}
 			c.Host = s
 		}
@@ -465,13 +471,17 @@ func (d *decoder) check(t *table) *Check {
 		}
 	case CheckExec:
 		if argv, present := t.strings("command"); present {
+			bad := slices.IndexFunc(argv, func(a string) bool { return strings.ContainsRune(a, 0) })
 			switch {
 			case len(argv) == 0:
 				t.errorf("command", "command must not be empty")
-			case !path.IsAbs(argv[0]):
-				t.errorf("command", "command[0] %q must be an absolute path", argv[0])
+			case pathProblem(argv[0]) != "":
+				t.errorf("command", "command[0] %q %s", argv[0], desc(pathProblem(argv[0])))
+			case bad >= 0:
+				t.errorf("command", "command[%d] %q must not contain NUL", bad, argv[bad])
+			default:
+				c.Command = argv
 			}
-			c.Command = argv
 		} else if !t.has("command") {
 			t.errorf("", "command is required for exec checks")
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/golvs/golvs/internal/netlimit"
@@ -37,7 +39,11 @@ type Agent struct {
 	Limits *netlimit.Limits
 
 	draining atomic.Bool
+	warned   atomic.Pointer[string] // the last weight file problem logged
 }
+
+// maxWeightFile bounds the read of the weight file: "100%\n" is five bytes.
+const maxWeightFile = 4096
 
 // SetDraining forces "drain" regardless of the files (shutdown grace).
 func (a *Agent) SetDraining(on bool) { a.draining.Store(on) }
@@ -53,17 +59,66 @@ func (a *Agent) Status() string {
 		}
 	}
 	if a.WeightFile != "" {
-		if b, err := os.ReadFile(a.WeightFile); err == nil {
-			s := strings.TrimSuffix(strings.TrimSpace(string(b)), "%")
-			if n, err := strconv.Atoi(s); err == nil && n >= 0 && n <= 100 {
-				return fmt.Sprintf("%d%%", n)
-			}
-			if a.Log != nil {
-				a.Log.Warn("ignoring weight file: want a percentage 0..100", "file", a.WeightFile, "content", string(b))
-			}
+		if w, ok := a.weight(); ok {
+			return w
 		}
 	}
 	return "up"
+}
+
+// weight reads the weight file: at most maxWeightFile bytes, from a
+// regular file only (/dev/zero or a FIFO would never end or never
+// answer), and logs a problem once per change, quoting a clipped value.
+func (a *Agent) weight() (string, bool) {
+	b, problem := readSmall(a.WeightFile, maxWeightFile)
+	if problem == "" {
+		s := strings.TrimSuffix(strings.TrimSpace(string(b)), "%")
+		if n, err := strconv.Atoi(s); err == nil && n >= 0 && n <= 100 {
+			a.warned.Store(nil)
+			return fmt.Sprintf("%d%%", n), true
+		}
+		shown := fmt.Sprintf("%q", b)
+		if len(b) > 32 {
+			shown = fmt.Sprintf("%q...", b[:32])
+		}
+		problem = fmt.Sprintf("holds %s (%d bytes), not a percentage 0..100", shown, len(b))
+	}
+	if problem == "absent" {
+		return "", false
+	}
+	if last := a.warned.Load(); a.Log != nil && (last == nil || *last != problem) {
+		a.Log.Warn("ignoring weight file", "file", a.WeightFile, "problem", problem)
+	}
+	a.warned.Store(&problem)
+	return "", false
+}
+
+// readSmall reads a regular file of at most limit bytes; problem is
+// "absent" for a missing file, else why it was not read.
+func readSmall(path string, limit int) (b []byte, problem string) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, "absent"
+	}
+	if err != nil {
+		return nil, err.Error()
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err.Error()
+	}
+	if !st.Mode().IsRegular() {
+		return nil, "is not a regular file"
+	}
+	b, err = io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	if err != nil {
+		return nil, err.Error()
+	}
+	if len(b) > limit {
+		return nil, fmt.Sprintf("is longer than %d bytes", limit)
+	}
+	return b, ""
 }
 
 func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -126,6 +126,9 @@ func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
 }
 
 func (k *Kernel) readSysctl(path string) (string, error) {
+	if err := checkSysctlPath(path); err != nil {
+		return "", err
+	}
 	b, err := os.ReadFile(filepath.Join(k.sysctlRoot, path))
 	if err != nil {
 		return "", fmt.Errorf("sysctl: %w", err)
@@ -133,8 +136,16 @@ func (k *Kernel) readSysctl(path string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// writeSysctl writes one of the agent's settings; any other path (a
+// journal naming ../../tmp/x) is refused before anything is opened.
 func (k *Kernel) writeSysctl(path, value string) error {
-	f, err := os.OpenFile(filepath.Join(k.sysctlRoot, path), os.O_WRONLY, 0)
+	if err := checkSysctlPath(path); err != nil {
+		return err
+	}
+	if !sysctlValue(value) {
+		return fmt.Errorf("sysctl %s: value %q is not an integer: %w", path, clipped(value), ErrBadRecord)
+	}
+	f, err := os.OpenFile(filepath.Join(k.sysctlRoot, path), os.O_WRONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return fmt.Errorf("sysctl: %w", err)
 	}
@@ -192,6 +203,20 @@ func (k *Kernel) createTunnel(dev string, j *Journal) error {
 		return fmt.Errorf("create %s: %w: %w", dev, ErrNoIPIP, err)
 	case err != nil:
 		return fmt.Errorf("create %s: %w", dev, err)
+	}
+	// The marker a cleanup checks before deleting the device: the
+	// kernel ignores an alias given with the creation itself. It is set
+	// before the record, so every recorded device carries it.
+	k.mu.Lock()
+	l, err := k.h.LinkByName(dev)
+	if err == nil {
+		if err = k.h.LinkSetAlias(l, TunnelMarker); err != nil {
+			k.h.LinkDel(l)
+		}
+	}
+	k.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("mark %s as the agent's: %w", dev, err)
 	}
 	return j.Record(Change{Kind: ChangeTunnelCreated, Dev: dev})
 }
@@ -265,9 +290,14 @@ func (k *Kernel) setSysctl(s Sysctl, j *Journal) error {
 }
 
 // Undo reverses one recorded change. Something already gone (the address,
-// the device) counts as undone.
+// the device) counts as undone. A record the agent could not have written,
+// or one that names a device it does not manage (see journalcheck.go), is
+// refused with nothing changed.
 func (k *Kernel) Undo(ctx context.Context, c Change) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := c.validate(); err != nil {
 		return err
 	}
 	switch c.Kind {
@@ -287,6 +317,9 @@ func (k *Kernel) Undo(ctx context.Context, c Change) error {
 	}
 	if err != nil {
 		return fmt.Errorf("link %s: %w", c.Dev, err)
+	}
+	if err := undoable(c, l); err != nil {
+		return err
 	}
 	switch c.Kind {
 	case ChangeAddr:
@@ -309,6 +342,22 @@ func (k *Kernel) Undo(ctx context.Context, c Change) error {
 		}
 	default:
 		return fmt.Errorf("unknown change kind %q", c.Kind)
+	}
+	return nil
+}
+
+// undoable checks the device of c as it is now: only lo and ipip devices
+// are the agent's to change, and only a device with its marker to delete.
+func undoable(c Change, l netlink.Link) error {
+	kind, alias := l.Type(), l.Attrs().Alias
+	switch {
+	case c.Kind == ChangeAddr && c.Dev == Loopback:
+		return nil
+	case kind != "ipip":
+		return fmt.Errorf("%s: %s is a %q device, not an ipip tunnel: %w", c, c.Dev, kind, ErrNotOurs)
+	case c.Kind == ChangeTunnelCreated && alias != TunnelMarker:
+		return fmt.Errorf("%s: %s lacks the agent's marker (alias %q); delete it by hand if it is a leftover: %w",
+			c, c.Dev, TunnelMarker, ErrNotOurs)
 	}
 	return nil
 }

@@ -18,10 +18,11 @@ import (
 // It is called at start and on every reload.
 type Loader func(local []netip.Addr) (Desired, error)
 
-// FromFile loads the topology at path on every call.
+// FromFile loads the topology at path on every call. The files it names
+// are the director's (keys, scripts): a real server holds none of them.
 func FromFile(path string, log *slog.Logger) Loader {
 	return func(local []netip.Addr) (Desired, error) {
-		topo, err := config.Load(path)
+		topo, err := config.Options{SkipFiles: true}.Load(path)
 		if err != nil {
 			return Desired{}, err
 		}

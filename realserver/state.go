@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/golvs/golvs/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,11 +75,19 @@ type journalFile struct {
 	Changes []Change `json:"changes"`
 }
 
+// maxJournal bounds the journal file: a few hundred records at most.
+const maxJournal = 1 << 20
+
 // OpenJournal reads the journal at path; a missing file is an empty journal.
-// A symlink at path is refused.
+// It refuses a symlink, a file that is not regular, one another user owns
+// or others may write (anyone who can write the journal can make the
+// cleanup undo what they like), and any record the agent could not have
+// written (see Change.validate): then nothing is undone.
 func OpenJournal(path string) (*Journal, error) {
 	j := &Journal{path: path}
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	// O_NONBLOCK: a FIFO planted at path must not hang the agent; it is
+	// refused as not regular right after.
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return j, nil
@@ -88,9 +97,19 @@ func OpenJournal(path string) (*Journal, error) {
 		return nil, fmt.Errorf("state file: %w", err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(f)
+	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	if err := trusted(st); err != nil {
+		return nil, fmt.Errorf("state file %s %w", path, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxJournal+1))
+	if err != nil {
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	if len(b) > maxJournal {
+		return nil, fmt.Errorf("state file %s is larger than %d bytes: %w", path, maxJournal, ErrUntrusted)
 	}
 	var jf journalFile
 	if err := json.Unmarshal(b, &jf); err != nil {
@@ -98,6 +117,11 @@ func OpenJournal(path string) (*Journal, error) {
 	}
 	if jf.Version != 1 {
 		return nil, fmt.Errorf("state file %s: unknown version %d", path, jf.Version)
+	}
+	for i, c := range jf.Changes {
+		if err := c.validate(); err != nil {
+			return nil, fmt.Errorf("state file %s: record %d: %w", path, i+1, err)
+		}
 	}
 	j.changes = jf.Changes
 	return j, nil
@@ -137,14 +161,15 @@ func (j *Journal) Forget(c Change) error {
 	return j.save()
 }
 
-// save writes the journal atomically (a temporary file in the same
-// directory, then rename), mode 0600; an empty journal removes the file.
+// save writes the journal atomically (atomicfile: a temporary file in
+// the same directory, fsync, rename, fsync of the directory), mode 0600;
+// an empty journal removes the file.
 func (j *Journal) save() error {
-	if fi, err := os.Lstat(j.path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		return fmt.Errorf("%s: %w", j.path, ErrSymlink)
-	}
 	if len(j.changes) == 0 {
-		if err := os.Remove(j.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := atomicfile.CheckTarget(j.path); err != nil {
+			return fmt.Errorf("state file: %w", asSymlink(err))
+		}
+		if err := atomicfile.Remove(j.path); err != nil {
 			return fmt.Errorf("state file: %w", err)
 		}
 		return nil
@@ -153,26 +178,22 @@ func (j *Journal) save() error {
 	if err != nil {
 		return fmt.Errorf("state file: %w", err)
 	}
-	dir := filepath.Dir(j.path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
 		return fmt.Errorf("state file: %w", err)
 	}
-	// CreateTemp opens with O_EXCL and mode 0600.
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(j.path)+".*")
-	if err != nil {
-		return fmt.Errorf("state file: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	_, werr := tmp.Write(append(b, '\n'))
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		return fmt.Errorf("state file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), j.path); err != nil {
-		return fmt.Errorf("state file: %w", err)
+	if err := atomicfile.Write(j.path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("state file: %w", asSymlink(err))
 	}
 	return nil
+}
+
+// asSymlink adds ErrSymlink to atomicfile's own, for callers of this
+// package.
+func asSymlink(err error) error {
+	if errors.Is(err, atomicfile.ErrSymlink) {
+		return fmt.Errorf("%w: %w", ErrSymlink, err)
+	}
+	return err
 }
 
 // CheckPath refuses a symlinked state file before anything is changed.

@@ -88,7 +88,8 @@ func (t *target) loader(fs *flag.FlagSet, log *slog.Logger) (realserver.Loader, 
 		if set["mode"] {
 			return nil, nil, errors.New("--mode needs --vip")
 		}
-		topo, err := config.Load(t.config)
+		// The director's files (keys, scripts) are not on a real server.
+		topo, err := config.Options{SkipFiles: true}.Load(t.config)
 		if err != nil {
 			return nil, nil, err
 		}

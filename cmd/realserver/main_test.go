@@ -100,6 +100,15 @@ func newNS(t *testing.T) string {
 	sh(t, "ip", "-n", ns, "addr", "add", "10.0.0.2/24", "dev", "e0")
 	sh(t, "ip", "-n", ns, "link", "set", "e0", "up")
 	sh(t, "ip", "-n", ns, "link", "set", "e1", "up")
+	// The kernel adds the IPv6 link-local addresses a moment after the
+	// links come up: wait for them, or a test's "before" snapshot may
+	// lack what its "after" has.
+	for _, dev := range []string{"e0", "e1"} {
+		eventually(t, 10*time.Second, dev+" link-local address", func() (bool, string) {
+			out := sh(t, "ip", "-n", ns, "-6", "-o", "addr", "show", "dev", dev)
+			return strings.Contains(out, " fe80::"), out
+		})
+	}
 	return ns
 }
 
