@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/golvs/golvs/director/ipvs"
+	"github.com/golvs/golvs/internal/atomicfile"
 )
 
 // state is what the director remembers across restarts: the services it
@@ -154,7 +155,8 @@ func lockState(path string) (*os.File, error) {
 	return f, nil
 }
 
-// writeState replaces the state file atomically: a crash leaves either the
+// writeState replaces the state file atomically (internal/atomicfile, as the
+// realserver journal): a crash leaves either the
 // old or the new file, never a torn one. The directory is created 0700 and
 // the file is 0600: it names the cluster's services.
 func writeState(path string, st state) error {
@@ -183,32 +185,10 @@ func writeState(path string, st state) error {
 	if err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("write state: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
 	return nil

@@ -173,7 +173,9 @@ func socketPath(socket, cfg string, stderr io.Writer) (string, bool) {
 		}
 		return topo.Director.ControlSocket, true
 	}
-	if topo, err := config.Load(config.DefaultPath); err == nil && topo.Director.ControlSocket != "" {
+	// Only the socket path is wanted: not the checks of the files the
+	// topology names, which a user that may not read them would fail.
+	if topo, err := (config.Options{SkipFiles: true}).Load(config.DefaultPath); err == nil && topo.Director.ControlSocket != "" {
 		return topo.Director.ControlSocket, true
 	}
 	return config.DefaultControlSocket, true
