@@ -36,9 +36,14 @@ type Fake struct {
 	// without changing anything.
 	Fail func(op string, key ipvs.ServiceKey, dst *ipvs.Destination) error
 
-	mu     sync.Mutex
-	svcs   map[ipvs.ServiceKey]*service
-	writes map[string]int
+	// Interfaces, when not nil, are the interfaces a sync daemon may
+	// use: others are ENODEV, as in the kernel.
+	Interfaces []string
+
+	mu      sync.Mutex
+	svcs    map[ipvs.ServiceKey]*service
+	writes  map[string]int
+	daemons map[ipvs.SyncState]ipvs.SyncDaemon // see daemon.go
 }
 
 var _ ipvs.IPVS = (*Fake)(nil)
