@@ -11,6 +11,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,7 +56,8 @@ func serveLines(ctx context.Context, addr, name string, errc chan<- error) (net.
 const (
 	StateKept    = "kept"    // answered throughout, no gap over the stall limit
 	StateReset   = "reset"   // an error: RST, EOF, or no route
-	StateStalled = "stalled" // no answer for longer than the stall limit (maybe recovered)
+	StateStalled = "stalled" // went on, but once had no answer for longer than the stall limit
+	StateHung    = "hung"    // no answer for longer than the stall limit at the end
 	StateNever   = "never"   // never got its first answers
 )
 
@@ -80,7 +82,11 @@ type ConnsResult struct {
 	Kept    int `json:"kept"`
 	Reset   int `json:"reset"`
 	Stalled int `json:"stalled"`
+	Hung    int `json:"hung"`
 	Never   int `json:"never"`
+	// GapsMS are the connections' longest gaps, sorted: the spread of
+	// what a takeover cost them.
+	GapsMS []int64 `json:"gaps_ms"`
 	// Moved counts connections whose answers came from more than one
 	// real server: a connection that survives must not move.
 	Moved int `json:"moved"`
@@ -131,8 +137,13 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 			res.Reset++
 		case StateStalled:
 			res.Stalled++
+		case StateHung:
+			res.Hung++
 		case StateNever:
 			res.Never++
+		}
+		if r.Replies > 0 {
+			res.GapsMS = append(res.GapsMS, r.LongestGapMS)
 		}
 		if r.First != "" {
 			res.FirstBy[r.First]++
@@ -142,6 +153,7 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 			res.Moved++
 		}
 	}
+	slices.Sort(res.GapsMS)
 	return res
 }
 
@@ -217,13 +229,16 @@ func oneConn(ctx context.Context, addr string, interval, stall time.Duration, wa
 		}
 	}
 	// A connection that has not answered for a while at the end is hung.
+	hung := false
 	if end := time.Since(last); end > stall {
 		r.LongestGapMS = max(r.LongestGapMS, end.Milliseconds())
-		stalled = true
+		hung = true
 	}
 	switch {
 	case r.Replies < warm:
 		r.State = StateNever
+	case hung:
+		r.State = StateHung
 	case stalled:
 		r.State = StateStalled
 	default:

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,16 +82,63 @@ func TestConnsResetAndStall(t *testing.T) {
 		broken.Store(true)
 		time.AfterFunc(600*time.Millisecond, cancel)
 	})
-	if res.Kept != 3 || res.Reset != 3 || res.Stalled != 3 || res.Never != 0 {
-		t.Errorf("kept %d reset %d stalled %d never %d, want 3 of each but never: %+v", res.Kept, res.Reset, res.Stalled, res.Never, res.Conns)
+	if res.Kept != 3 || res.Reset != 3 || res.Hung != 3 || res.Stalled != 0 || res.Never != 0 {
+		t.Errorf("kept %d reset %d hung %d stalled %d never %d, want 3 kept, reset and hung: %+v",
+			res.Kept, res.Reset, res.Hung, res.Stalled, res.Never, res.Conns)
+	}
+	if len(res.GapsMS) != 9 || !slices.IsSorted(res.GapsMS) || res.GapsMS[8] < 150 {
+		t.Errorf("gaps %v", res.GapsMS)
 	}
 	for _, c := range res.Conns {
 		if c.State == StateReset && c.Error == "" {
 			t.Errorf("reset without its error: %+v", c)
 		}
-		if c.State == StateStalled && c.LongestGapMS < 150 {
-			t.Errorf("stalled with gap %dms", c.LongestGapMS)
+		if c.State == StateHung && c.LongestGapMS < 150 {
+			t.Errorf("hung with gap %dms", c.LongestGapMS)
 		}
+	}
+}
+
+// A connection that recovers from a long gap is stalled, not kept.
+func TestConnsStalledThenRecovered(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var pause atomic.Bool
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					if _, err := r.ReadString('\n'); err != nil {
+						return
+					}
+					for pause.Load() {
+						time.Sleep(5 * time.Millisecond)
+					}
+					if _, err := c.Write([]byte("rs3\n")); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	res := conns(ctx, ln.Addr().String(), 2, 10*time.Millisecond, 0, 100*time.Millisecond, 3, func(int) {
+		pause.Store(true)
+		time.AfterFunc(300*time.Millisecond, func() { pause.Store(false) })
+		time.AfterFunc(600*time.Millisecond, cancel)
+	})
+	if res.Stalled != 2 || res.Hung != 0 || res.Kept != 0 {
+		t.Errorf("result %+v, want both stalled", res)
 	}
 }
 
