@@ -344,6 +344,14 @@ func (sl *syncLab) survive(from, to *node, n int, sync bool) connsResult {
 			}
 			return nil
 		})
+		// What status and metrics read: the kernel says they came by sync.
+		o, err := ipvs.ParseConnOrigins(strings.NewReader(mustOut(to.h.Exec("cat", "/proc/net/ip_vs_conn_sync"))))
+		if err != nil {
+			sl.t.Fatal(err)
+		}
+		if o.SyncedByState["ESTABLISHED"] < n || o.Local != 0 {
+			sl.t.Errorf("%s: connection origins %+v, want %d established by sync and none local", to, o, n)
+		}
 	} else {
 		// The control run gets the same chance the sync had.
 		time.Sleep(2 * time.Second)
