@@ -32,6 +32,8 @@ type Source struct {
 	Status func(ctx context.Context) (director.Status, error)
 	// VRRP is nil without [failover].
 	VRRP func() VRRPInfo
+	// Sync is nil without [failover.sync] (see sync.go).
+	Sync func(ctx context.Context) (director.SyncStatus, error)
 }
 
 // vrrpStates are exported as one series each so a dashboard can alert on
@@ -136,6 +138,9 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(src, 10*time.Second, log),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if src.Sync != nil {
+		reg.MustRegister(newSyncCollector(src.Sync, 10*time.Second, log))
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
