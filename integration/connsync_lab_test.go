@@ -383,10 +383,15 @@ func TestConnSyncKeepalived(t *testing.T) {
 			res := sl.survive(master, backup, n, sync)
 			t.Logf("keepalived, sync=%v, failover: %s", sync, res)
 			if sync {
-				if res.Kept != n || res.Moved != 0 {
+				// Survival: no reset, none hung, each on its real server.
+				// How long a connection paused (stalled counts those over
+				// the limit) is the takeover plus TCP's retransmission
+				// backoff, which the loaded emulated guest stretches: it
+				// is reported, not asserted.
+				if res.Reset+res.Hung+res.Never != 0 || res.Moved != 0 || res.Kept+res.Stalled != n {
 					t.Errorf("with sync: %s; want all %d kept on their real server", res, n)
 				}
-			} else if res.Kept > n/10 {
+			} else if res.Kept+res.Stalled > n/10 {
 				t.Errorf("without sync: %s; want most broken (the harness must see a failover)", res)
 			}
 
