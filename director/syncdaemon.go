@@ -21,12 +21,13 @@ import (
 // network namespace) and never hears its own messages (the sending socket
 // has multicast loop off), so one sync id serves both directions. The
 // usual alternative, switching the daemons with the VRRP state as
-// keepalived does, leaves a window at every transition in which neither
-// side listens, and a director that comes back as backup before it
-// preempts is then not told about the connections its peer took; with
-// both always running, failback is the same as failover. A backup
-// forwards nothing, so its master daemon sends nothing; its table only
-// grows by what it is told.
+// keepalived does, stops the receiving daemon of the side that becomes
+// master at the moment of the transition: whatever its peer still sends
+// (the kernel holds messages up to 2s) is dropped, and a connection is
+// sent again only at its next sync point. With both always running there
+// is no such window, in either direction, and failback is the same as
+// failover. A backup forwards nothing, so its master daemon sends
+// nothing; its table only grows by what it is told.
 //
 // The VRRP state is therefore not an input: WantDaemons depends on the
 // configuration alone, and a daemon found stopped is started again on the
