@@ -399,6 +399,15 @@ func TestConnSyncKeepalived(t *testing.T) {
 			conns := sl.startConns(n)
 			master.h.IP("link", "set", "eth0", "up")
 			master.start()
+			// Starting keepalived from the host's file system takes long in
+			// a loaded guest: the takeover is timed from its first state.
+			eventually(t, time.Minute, master.String()+" is up again", func() error {
+				b, _ := os.ReadFile(master.log)
+				if !strings.Contains(string(b), "Entering BACKUP STATE") && !strings.Contains(string(b), "Entering MASTER STATE") {
+					return fmt.Errorf("no VRRP state in its log yet")
+				}
+				return nil
+			})
 			eventually(t, 20*eventuallyScale, "the old master takes the VIP back", func() error {
 				return firstErr(hasVIP(master.h, true), hasVIP(backup.h, false))
 			})
