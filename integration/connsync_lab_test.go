@@ -236,10 +236,11 @@ type syncLab struct {
 }
 
 // syncAdvert is the advert interval of the sync labs: the harness loads
-// the emulated guest, and faster adverts get missed under that load (a
-// spurious takeover mid-test). The harness's stall limit is therefore 3s
-// on top of the takeover time, which is not the connections' doing.
-const syncAdvert = 500 * time.Millisecond
+// the emulated guest, and faster adverts (200ms, 500ms) got missed under
+// that load on a shared host: a spurious takeover mid-test. The harness's
+// stall limit is therefore 3s on top of the takeover time, which is not
+// the connections' doing.
+const syncAdvert = time.Second
 
 func stallLimit() time.Duration { return masterDown(syncAdvert, 100) + 3*time.Second }
 
@@ -398,6 +399,7 @@ func TestConnSyncKeepalived(t *testing.T) {
 			// Failback: the box returns, keepalived restarts and preempts.
 			conns := sl.startConns(n)
 			master.h.IP("link", "set", "eth0", "up")
+			os.Remove(master.log) // so the wait below reads the new run's log
 			master.start()
 			// Starting keepalived from the host's file system takes long in
 			// a loaded guest: the takeover is timed from its first state.
