@@ -95,6 +95,7 @@ func (d *decoder) topology(raw map[string]any) *Topology {
 	}
 	topo.RealServer = d.realServer(root.sub("realserver", "realserver"))
 	topo.Services = d.services(services)
+	d.failoverDefaults(topo)
 	root.finish()
 	return topo
 }
@@ -216,6 +217,10 @@ func (d *decoder) failover(t *table) *Failover {
 		} else {
 			f.AuthKeyFile = s
 		}
+	}
+	f.Addresses = d.failoverAddresses(t)
+	if s := t.sub("sync", "failover: sync"); s != nil {
+		f.Sync = d.failoverSync(s, f)
 	}
 	t.finish()
 	return f

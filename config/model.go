@@ -49,6 +49,33 @@ type Failover struct {
 	// peer that can serve takes the VIPs and gives them back when this
 	// director can serve again. 0 = fault.
 	TrackDecrement uint8
+
+	// Addresses follow the master besides the VIPs ([[failover.address]]),
+	// e.g. the NAT real servers' gateway on the inner segment.
+	Addresses []FailoverAddress
+	// Sync is [failover.sync]: kernel IPVS connection sync between the
+	// directors; nil when absent.
+	Sync *Sync
+}
+
+// FailoverAddress is one [[failover.address]].
+type FailoverAddress struct {
+	Prefix    netip.Prefix // the address with its prefix length, e.g. 10.0.1.1/24 (not masked)
+	Interface string       // default: [director] interface
+}
+
+// Sync is [failover.sync]: the kernel's IPVS sync daemons. Group, Port and
+// TTL hold the kernel's defaults when the file leaves them out, so they
+// compare equal to what the kernel reports for a running daemon.
+type Sync struct {
+	Interface string     // default: [director] interface
+	SyncID    uint8      // default: the virtual_router_id
+	Group     netip.Addr // default 224.0.0.81
+	Port      uint16     // default 8848
+	TTL       uint8      // default 1
+	// MaxLen is the largest sync message (UDP payload); 0 lets the kernel
+	// size it from the interface's MTU.
+	MaxLen uint16
 }
 
 // Protocol is a service's L4 protocol.
@@ -184,4 +211,9 @@ const (
 	DefaultFall            = 3
 	DefaultAgentAddress    = ":9471"
 	DefaultTunnelInterface = "tunl0"
+	DefaultSyncPort        = 8848 // the kernel's IP_VS_SYNC_PORT
+	DefaultSyncTTL         = 1
 )
+
+// DefaultSyncGroup is the kernel's IP_VS_SYNC_GROUP.
+var DefaultSyncGroup = netip.AddrFrom4([4]byte{224, 0, 0, 81})

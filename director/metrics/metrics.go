@@ -37,6 +37,8 @@ type Source struct {
 	// director's own fault (EMFILE...), which left the backend's state
 	// alone.
 	LocalErrors func() uint64
+	// Sync is nil without [failover.sync] (see sync.go).
+	Sync func(ctx context.Context) (status.SyncStatus, error)
 }
 
 // vrrpStates are exported as one series each so a dashboard can alert on
@@ -148,6 +150,9 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 			Name: "golvs_health_local_errors_total",
 			Help: "Check results that failed on the director itself (e.g. out of file descriptors) and so left the backend's health as it was.",
 		}, func() float64 { return float64(src.LocalErrors()) }))
+	}
+	if src.Sync != nil {
+		reg.MustRegister(newSyncCollector(src.Sync, 10*time.Second, log))
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))

@@ -29,9 +29,16 @@ type Fake struct {
 	// without changing anything.
 	Fail func(op string, key ipvs.ServiceKey, dst *ipvs.Destination) error
 
-	mu     sync.Mutex
-	svcs   map[ipvs.ServiceKey]*service
-	writes map[ipvs.WriteKind]int
+	// Interfaces, when not nil, are the interfaces a sync daemon may
+	// use: others are ENODEV, as in the kernel.
+	Interfaces []string
+
+	mu      sync.Mutex
+	svcs    map[ipvs.ServiceKey]*service
+	writes  map[ipvs.WriteKind]int
+	daemons map[ipvs.SyncState]ipvs.SyncDaemon // see daemon.go
+	// daemonWrites counts daemon starts and stops by operation.
+	daemonWrites map[string]int
 }
 
 var _ ipvs.IPVS = (*Fake)(nil)

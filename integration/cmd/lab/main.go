@@ -144,6 +144,10 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 	}
 	opts.Dir = filepath.Join(root, "integration")
 	opts.Env = []string{"GOLVS_BIN=" + bin}
+	// Sizes a test may take from the caller (see integration/connsync_lab_test.go).
+	if v := os.Getenv("GOLVS_LAB_CONNS"); v != "" {
+		opts.Env = append(opts.Env, "GOLVS_LAB_CONNS="+v)
+	}
 	suite := lab.ShellQuote(filepath.Join(bin, "integration.test")) + " -test.v -test.timeout 15m"
 	if runRE != "" {
 		suite += " -test.run " + lab.ShellQuote(runRE)

@@ -1,11 +1,16 @@
 // Command labhost plays the hosts of a lab topology, run inside network
 // namespaces with `ip netns exec NS labhost ...`:
 //
-//	labhost serve  --name N [--http :80] [--udp :53]   a real server answering its name
+//	labhost serve  --name N [--http :80] [--udp :53] [--line :7000]   a real server answering its name
+//	               (--line: to every line on a long-lived TCP connection)
 //	labhost client --url U [--count 30]                 counts answers per real server (JSON)
 //	labhost udp    --addr A:P [--count 30]              the same over UDP (JSON)
 //	labhost poll   --url U [--interval 50ms] [--duration 10s]   availability (JSON);
 //	               prints "ready" after the first answer
+//	labhost conns  --addr A:P [--count 200] [--interval 100ms] [--duration 0] [--stall 3s]
+//	               long-lived connections against serve --line (JSON at the end,
+//	               on SIGINT/SIGTERM or after --duration); prints "ready N" once
+//	               every connection has had its first --warm answers
 //
 // The HTTP server also has /long?d=10s, which trickles a byte every 100ms
 // for that long, to hold a connection open in drain tests.
@@ -55,16 +60,33 @@ func run(ctx context.Context, args []string) error {
 	interval := fs.Duration("interval", 50*time.Millisecond, "poll: time between requests")
 	duration := fs.Duration("duration", 10*time.Second, "poll: how long to poll")
 	sport := fs.Int("sport", 0, "udp: first source port (then +1 per request); 0 = random")
+	lineAddr := fs.String("line", "", "serve: line-protocol listen address (answers every line with the name)")
+	stall := fs.Duration("stall", 3*time.Second, "conns: a gap between answers longer than this is a stall")
+	warm := fs.Int("warm", 3, "conns: answers each connection has before \"ready\"")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	enc := json.NewEncoder(os.Stdout)
 	switch args[0] {
 	case "serve":
-		if *name == "" || (*httpAddr == "" && *udpAddr == "") {
-			return errors.New("serve needs --name and --http and/or --udp")
+		if *name == "" || (*httpAddr == "" && *udpAddr == "" && *lineAddr == "") {
+			return errors.New("serve needs --name and --http, --udp and/or --line")
 		}
-		return serve(ctx, *name, *httpAddr, *udpAddr)
+		return serve(ctx, *name, *httpAddr, *udpAddr, *lineAddr)
+	case "conns":
+		if *addr == "" {
+			return errors.New("conns needs --addr")
+		}
+		if !isSet(fs, "count") {
+			*count = 200
+		}
+		if !isSet(fs, "interval") {
+			*interval = 100 * time.Millisecond
+		}
+		if !isSet(fs, "duration") {
+			*duration = 0
+		}
+		return enc.Encode(conns(ctx, *addr, *count, *interval, *duration, *stall, *warm, func(n int) { fmt.Println("ready", n) }))
 	case "client":
 		return enc.Encode(httpClient(ctx, *url, *count, *timeout))
 	case "udp":
@@ -77,8 +99,22 @@ func run(ctx context.Context, args []string) error {
 	return fmt.Errorf("unknown subcommand %q", args[0])
 }
 
-func serve(ctx context.Context, name, httpAddr, udpAddr string) error {
-	errc := make(chan error, 2)
+// isSet reports whether a flag was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func serve(ctx context.Context, name, httpAddr, udpAddr, lineAddr string) error {
+	errc := make(chan error, 3)
+	if lineAddr != "" {
+		_, closeLines, err := serveLines(ctx, lineAddr, name, errc)
+		if err != nil {
+			return err
+		}
+		defer closeLines()
+	}
 	if httpAddr != "" {
 		ln, err := net.Listen("tcp", httpAddr)
 		if err != nil {

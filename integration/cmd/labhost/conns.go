@@ -1,0 +1,248 @@
+package main
+
+// The connection-survival harness: long-lived TCP connections through a
+// VIP, each exchanging a line every interval with the real server, which
+// answers with its name. What matters at a director failover is whether
+// each established connection goes on (kept), is torn down (reset), or
+// hangs (stalled), and whether it still reaches the same real server.
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// serveLines answers every line on every connection with name: the real
+// server side of the harness.
+func serveLines(ctx context.Context, addr, name string, errc chan<- error) (net.Addr, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if ctx.Err() == nil {
+					errc <- err
+				}
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				reply := []byte(name + "\n")
+				for {
+					if _, err := r.ReadString('\n'); err != nil {
+						return
+					}
+					if _, err := c.Write(reply); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr(), func() { ln.Close() }, nil
+}
+
+// Connection states in ConnsResult.
+const (
+	StateKept    = "kept"    // answered throughout, no gap over the stall limit
+	StateReset   = "reset"   // an error: RST, EOF, or no route
+	StateStalled = "stalled" // went on, but once had no answer for longer than the stall limit
+	StateHung    = "hung"    // no answer for longer than the stall limit at the end
+	StateNever   = "never"   // never got its first answers
+)
+
+// ConnReport is one connection's story.
+type ConnReport struct {
+	Local   string `json:"local"`
+	State   string `json:"state"`
+	First   string `json:"first"` // the real server that answered first
+	Last    string `json:"last"`  // and last
+	Replies int    `json:"replies"`
+	// LongestGapMS is the longest time between two answers (or from the
+	// last answer to the end, for a connection that stopped answering).
+	LongestGapMS int64  `json:"longest_gap_ms"`
+	Error        string `json:"error,omitempty"`
+	// ErrorAtMS is when the error came (Unix milliseconds).
+	ErrorAtMS int64 `json:"error_at_ms,omitempty"`
+}
+
+// ConnsResult is the harness's JSON report.
+type ConnsResult struct {
+	Count   int `json:"count"`
+	Kept    int `json:"kept"`
+	Reset   int `json:"reset"`
+	Stalled int `json:"stalled"`
+	Hung    int `json:"hung"`
+	Never   int `json:"never"`
+	// GapsMS are the connections' longest gaps, sorted: the spread of
+	// what a takeover cost them.
+	GapsMS []int64 `json:"gaps_ms"`
+	// Moved counts connections whose answers came from more than one
+	// real server: a connection that survives must not move.
+	Moved int `json:"moved"`
+	// FirstBy and LastBy count connections by the real server that
+	// answered first and last.
+	FirstBy map[string]int `json:"first_by"`
+	LastBy  map[string]int `json:"last_by"`
+	Conns   []ConnReport   `json:"conns"`
+}
+
+// conns opens count connections to addr (at most 16 connects at a time),
+// prints "ready N" once every connection has had warm answers (or failed
+// trying), and exchanges lines until ctx ends or duration passes.
+func conns(ctx context.Context, addr string, count int, interval, duration, stall time.Duration, warm int, ready func(int)) ConnsResult {
+	if duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, duration)
+		defer cancel()
+	}
+	reports := make([]ConnReport, count)
+	var wg, warmed sync.WaitGroup
+	var warmOK atomic.Int64
+	sem := make(chan struct{}, 16)
+	for i := range count {
+		wg.Add(1)
+		warmed.Add(1)
+		go func() {
+			defer wg.Done()
+			reports[i] = oneConn(ctx, addr, interval, stall, warm, sem, func(ok bool) {
+				if ok {
+					warmOK.Add(1)
+				}
+				warmed.Done()
+			})
+		}()
+	}
+	warmed.Wait()
+	if ctx.Err() == nil {
+		ready(int(warmOK.Load()))
+	}
+	wg.Wait()
+	res := ConnsResult{Count: count, FirstBy: map[string]int{}, LastBy: map[string]int{}, Conns: reports}
+	for _, r := range reports {
+		switch r.State {
+		case StateKept:
+			res.Kept++
+		case StateReset:
+			res.Reset++
+		case StateStalled:
+			res.Stalled++
+		case StateHung:
+			res.Hung++
+		case StateNever:
+			res.Never++
+		}
+		if r.Replies > 0 {
+			res.GapsMS = append(res.GapsMS, r.LongestGapMS)
+		}
+		if r.First != "" {
+			res.FirstBy[r.First]++
+			res.LastBy[r.Last]++
+		}
+		if r.First != r.Last {
+			res.Moved++
+		}
+	}
+	slices.Sort(res.GapsMS)
+	return res
+}
+
+// oneConn runs one connection until ctx ends. warmed is called once: true
+// after warm answers, false if the connection failed before.
+func oneConn(ctx context.Context, addr string, interval, stall time.Duration, warm int, sem chan struct{}, warmed func(bool)) ConnReport {
+	var r ConnReport
+	once := sync.Once{}
+	signal := func(ok bool) { once.Do(func() { warmed(ok) }) }
+	defer signal(false)
+
+	sem <- struct{}{}
+	d := net.Dialer{Timeout: 10 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	<-sem
+	if err != nil {
+		r.State, r.Error = StateNever, err.Error()
+		return r
+	}
+	defer c.Close()
+	r.Local = c.LocalAddr().String()
+	// The read below is unblocked by closing the connection when ctx ends.
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+
+	rd := bufio.NewReader(c)
+	last := time.Now()
+	stalled := false
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		_, err := io.WriteString(c, "ping\n")
+		if err == nil {
+			var line string
+			line, err = rd.ReadString('\n')
+			if err == nil {
+				now := time.Now()
+				gap := now.Sub(last)
+				if r.Replies > 0 {
+					r.LongestGapMS = max(r.LongestGapMS, gap.Milliseconds())
+					stalled = stalled || gap > stall
+				}
+				last = now
+				name := strings.TrimSpace(line)
+				if r.First == "" {
+					r.First = name
+				}
+				r.Last = name
+				r.Replies++
+				if r.Replies == warm {
+					signal(true)
+				}
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break // our own close at the end
+			}
+			r.Error, r.ErrorAtMS = err.Error(), time.Now().UnixMilli()
+			if r.Replies < warm {
+				r.State = StateNever
+			} else {
+				r.State = StateReset
+			}
+			return r
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	// A connection that has not answered for a while at the end is hung.
+	hung := false
+	if end := time.Since(last); end > stall {
+		r.LongestGapMS = max(r.LongestGapMS, end.Milliseconds())
+		hung = true
+	}
+	switch {
+	case r.Replies < warm:
+		r.State = StateNever
+	case hung:
+		r.State = StateHung
+	case stalled:
+		r.State = StateStalled
+	default:
+		r.State = StateKept
+	}
+	return r
+}

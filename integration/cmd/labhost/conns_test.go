@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestConnsKept: a server that always answers keeps every connection, and
+// each one reports the same real server first and last.
+func TestConnsKept(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	la, stop, err := serveLines(ctx, "127.0.0.1:0", "rs1", make(chan error, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	var readyN int
+	res := conns(ctx, la.String(), 6, 10*time.Millisecond, 0, time.Second, 3, func(n int) {
+		readyN = n
+		time.AfterFunc(200*time.Millisecond, cancel)
+	})
+	if readyN != 6 {
+		t.Errorf("ready %d, want 6", readyN)
+	}
+	if res.Kept != 6 || res.Moved != 0 || res.FirstBy["rs1"] != 6 || res.LastBy["rs1"] != 6 {
+		t.Errorf("result %+v, want 6 kept on rs1", res)
+	}
+	for _, c := range res.Conns {
+		if c.Replies < 3 || c.First != "rs1" || c.Last != "rs1" {
+			t.Errorf("connection %+v", c)
+		}
+	}
+}
+
+// TestConnsResetAndStall: after the break, a third of the connections are
+// reset by the server (RST) and a third get no more answers; the rest go on.
+func TestConnsResetAndStall(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var broken atomic.Bool
+	go func() {
+		for i := 0; ; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					if _, err := r.ReadString('\n'); err != nil {
+						return
+					}
+					if broken.Load() {
+						switch i % 3 {
+						case 1:
+							c.(*net.TCPConn).SetLinger(0) // close with RST
+							return
+						case 2:
+							continue // hang: read on, answer nothing
+						}
+					}
+					if _, err := c.Write([]byte("rs2\n")); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	res := conns(ctx, ln.Addr().String(), 9, 10*time.Millisecond, 0, 150*time.Millisecond, 3, func(int) {
+		broken.Store(true)
+		time.AfterFunc(600*time.Millisecond, cancel)
+	})
+	if res.Kept != 3 || res.Reset != 3 || res.Hung != 3 || res.Stalled != 0 || res.Never != 0 {
+		t.Errorf("kept %d reset %d hung %d stalled %d never %d, want 3 kept, reset and hung: %+v",
+			res.Kept, res.Reset, res.Hung, res.Stalled, res.Never, res.Conns)
+	}
+	if len(res.GapsMS) != 9 || !slices.IsSorted(res.GapsMS) || res.GapsMS[8] < 150 {
+		t.Errorf("gaps %v", res.GapsMS)
+	}
+	for _, c := range res.Conns {
+		if c.State == StateReset && c.Error == "" {
+			t.Errorf("reset without its error: %+v", c)
+		}
+		if c.State == StateHung && c.LongestGapMS < 150 {
+			t.Errorf("hung with gap %dms", c.LongestGapMS)
+		}
+	}
+}
+
+// A connection that recovers from a long gap is stalled, not kept.
+func TestConnsStalledThenRecovered(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var pause atomic.Bool
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					if _, err := r.ReadString('\n'); err != nil {
+						return
+					}
+					for pause.Load() {
+						time.Sleep(5 * time.Millisecond)
+					}
+					if _, err := c.Write([]byte("rs3\n")); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	res := conns(ctx, ln.Addr().String(), 2, 10*time.Millisecond, 0, 100*time.Millisecond, 3, func(int) {
+		pause.Store(true)
+		time.AfterFunc(300*time.Millisecond, func() { pause.Store(false) })
+		time.AfterFunc(600*time.Millisecond, cancel)
+	})
+	if res.Stalled != 2 || res.Hung != 0 || res.Kept != 0 {
+		t.Errorf("result %+v, want both stalled", res)
+	}
+}
+
+// A connection that cannot connect is "never", and ready still comes.
+func TestConnsNever(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ready := -1
+	res := conns(t.Context(), addr, 2, 10*time.Millisecond, 300*time.Millisecond, time.Second, 3, func(n int) { ready = n })
+	if res.Never != 2 || ready != 0 {
+		t.Errorf("result %+v ready %d, want 2 never and ready 0", res, ready)
+	}
+}

@@ -1,0 +1,446 @@
+//go:build lab
+
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golvs/golvs/config"
+	"github.com/golvs/golvs/director"
+	"github.com/golvs/golvs/director/ipvs"
+	"github.com/golvs/golvs/integration/labnet"
+	"golang.org/x/sys/unix"
+)
+
+// Issue 13's lab: connection sync between directors. The harness is
+// labhost conns (long-lived connections through the VIP) against labhost
+// serve --line on the real servers.
+
+const (
+	linePort = 7000
+	// syncFlushWait bounds how long the kernel's master daemon holds a
+	// connection before it is on the wire (IPVS_SYNC_FLUSH_TIME is 2s),
+	// with slack for the emulated guest.
+	syncFlushWait = 10 * time.Second
+)
+
+// kernelIn returns our IPVS client with its netlink socket opened in the
+// namespace ns (a socket stays in the namespace it was made in).
+func kernelIn(t *testing.T, ns string) *ipvs.Kernel {
+	t.Helper()
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	target, err := os.Open(filepath.Join("/var/run/netns", ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		t.Fatal(err)
+	}
+	k := ipvs.NewKernel()
+	openErr := k.Open()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// Leave the thread locked: it dies with this goroutine instead of
+		// serving others from the wrong namespace.
+		t.Fatalf("back to the test's namespace: %v", err)
+	}
+	runtime.UnlockOSThread()
+	if openErr != nil {
+		t.Fatal(openErr)
+	}
+	t.Cleanup(func() { k.Close() })
+	return k
+}
+
+// ipvsadmDaemons is `ipvsadm --list --daemon` in h, as one line per daemon.
+func ipvsadmDaemons(h *labnet.Host) []string {
+	out := strings.TrimSpace(mustOut(h.Exec("ipvsadm", "--list", "--daemon")))
+	if out == "" {
+		return nil
+	}
+	return strings.Split(out, "\n")
+}
+
+var ipvsadmDaemonRE = regexp.MustCompile(`^(master|backup) sync daemon \((.*)\)$`)
+
+// agreesWithIpvsadm checks one line of ipvsadm --list --daemon against d:
+// state, interface and sync id always, and whichever of maxlen, group,
+// port and ttl this ipvsadm prints.
+func agreesWithIpvsadm(line string, d ipvs.SyncDaemon) error {
+	m := ipvsadmDaemonRE.FindStringSubmatch(line)
+	if m == nil {
+		return fmt.Errorf("ipvsadm line %q is not a daemon", line)
+	}
+	fields := map[string]string{"state": m[1]}
+	for _, kv := range strings.Split(m[2], ", ") {
+		k, v, _ := strings.Cut(kv, "=")
+		fields[k] = v
+	}
+	want := map[string]string{"state": d.State.String(), "mcast": d.Interface, "syncid": fmt.Sprint(d.SyncID),
+		"maxlen": fmt.Sprint(d.MaxLen), "group": d.Group.String(), "port": fmt.Sprint(d.Port), "ttl": fmt.Sprint(d.TTL)}
+	for _, k := range []string{"state", "mcast", "syncid", "maxlen", "group", "port", "ttl"} {
+		got, printed := fields[k]
+		if !printed && (k == "state" || k == "mcast" || k == "syncid") {
+			return fmt.Errorf("ipvsadm line %q has no %s", line, k)
+		}
+		if printed && got != want[k] {
+			return fmt.Errorf("ipvsadm says %s=%s, our client %s (line %q)", k, got, want[k], line)
+		}
+	}
+	return nil
+}
+
+// TestSyncDaemonKernel drives the kernel's sync daemons with our netlink
+// client and checks each step against ipvsadm: both daemons at once, the
+// kernel's defaults reported, its errnos, and EnsureDaemons restarting a
+// daemon that ipvsadm stopped behind its back.
+func TestSyncDaemonKernel(t *testing.T) {
+	l := labnet.NewLab(t)
+	seg := l.Segment("sync")
+	h := l.Host("dir", seg, "192.0.2.1/24")
+	k := kernelIn(t, h.NS)
+	ctx := context.Background()
+
+	if ds, err := k.Daemons(ctx); err != nil || len(ds) != 0 {
+		t.Fatalf("fresh namespace: daemons %+v, %v", ds, err)
+	}
+	master := ipvs.SyncDaemon{State: ipvs.SyncMaster, Interface: "eth0", SyncID: 51}
+	backup := ipvs.SyncDaemon{State: ipvs.SyncBackup, Interface: "eth0", SyncID: 51,
+		Group: netip.MustParseAddr("239.1.2.3"), Port: 9000, TTL: 3, MaxLen: 4000}
+	for _, d := range []ipvs.SyncDaemon{master, backup} {
+		if err := k.StartDaemon(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := k.Daemons(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kernel fills in its defaults for the master: 224.0.0.81:8848,
+	// TTL 1, and 1500 - 28 bytes.
+	wantMaster := ipvs.SyncDaemon{State: ipvs.SyncMaster, Interface: "eth0", SyncID: 51, MaxLen: 1472,
+		Group: netip.MustParseAddr("224.0.0.81"), Port: 8848, TTL: 1}
+	if len(got) != 2 || got[0] != wantMaster || got[1] != backup {
+		t.Errorf("Daemons = %+v\nwant %+v and %+v", got, wantMaster, backup)
+	}
+	witness := ipvsadmDaemons(h)
+	t.Logf("ipvsadm --list --daemon:\n%s", strings.Join(witness, "\n"))
+	if len(witness) != 2 {
+		t.Fatalf("ipvsadm lists %d daemons, want 2", len(witness))
+	}
+	for i, d := range got {
+		if err := agreesWithIpvsadm(witness[i], d); err != nil {
+			t.Error(err)
+		}
+	}
+
+	if err := k.StartDaemon(ctx, master); !errors.Is(err, unix.EEXIST) {
+		t.Errorf("second master: %v, want EEXIST", err)
+	}
+	if err := k.StartDaemon(ctx, ipvs.SyncDaemon{State: ipvs.SyncMaster, Interface: "nosuch0", SyncID: 1}); !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENODEV) {
+		t.Errorf("unknown interface: %v", err)
+	}
+	for _, s := range []ipvs.SyncState{ipvs.SyncMaster, ipvs.SyncBackup} {
+		if err := k.StopDaemon(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := k.StopDaemon(ctx, ipvs.SyncBackup); !errors.Is(err, unix.ESRCH) {
+		t.Errorf("stopping a stopped daemon: %v, want ESRCH", err)
+	}
+	if err := k.StartDaemon(ctx, ipvs.SyncDaemon{State: ipvs.SyncMaster, Interface: "nosuch0", SyncID: 1}); !errors.Is(err, unix.ENODEV) {
+		t.Errorf("unknown interface: %v, want ENODEV", err)
+	}
+	if w := ipvsadmDaemons(h); len(w) != 0 {
+		t.Errorf("after the stops ipvsadm still lists %q", w)
+	}
+
+	// The reconcile: both from nothing, nothing on the next pass, and a
+	// daemon stopped with ipvsadm comes back.
+	f := syncFailoverConfig("eth0", 51)
+	wantD := director.WantDaemons(f)
+	changes, err := director.EnsureDaemons(ctx, k, wantD)
+	if err != nil || len(changes) != 2 {
+		t.Fatalf("first pass: %q, %v", changes, err)
+	}
+	if changes, err := director.EnsureDaemons(ctx, k, wantD); err != nil || len(changes) != 0 {
+		t.Errorf("second pass: %q, %v; want no change", changes, err)
+	}
+	h.MustExec("ipvsadm", "--stop-daemon", "backup")
+	if w := ipvsadmDaemons(h); len(w) != 1 {
+		t.Fatalf("ipvsadm --stop-daemon backup left %q", w)
+	}
+	changes, err = director.EnsureDaemons(ctx, k, wantD)
+	if err != nil || len(changes) != 1 || !strings.HasPrefix(changes[0], "start backup") {
+		t.Errorf("after ipvsadm stopped the backup: %q, %v", changes, err)
+	}
+	w := ipvsadmDaemons(h)
+	if len(w) != 2 {
+		t.Fatalf("ipvsadm after the repair: %q", w)
+	}
+	for i, d := range director.WantDaemons(f) {
+		d.MaxLen = 1472 // the kernel's choice for an MTU of 1500
+		if err := agreesWithIpvsadm(w[i], d); err != nil {
+			t.Errorf("after the repair: %v", err)
+		}
+	}
+}
+
+// connsResult is labhost conns' JSON (the fields these tests read).
+type connsResult struct {
+	Count   int            `json:"count"`
+	Kept    int            `json:"kept"`
+	Reset   int            `json:"reset"`
+	Stalled int            `json:"stalled"`
+	Hung    int            `json:"hung"`
+	Never   int            `json:"never"`
+	GapsMS  []int64        `json:"gaps_ms"`
+	Moved   int            `json:"moved"`
+	FirstBy map[string]int `json:"first_by"`
+	Conns   []struct {
+		State string `json:"state"`
+		Error string `json:"error"`
+	} `json:"conns"`
+}
+
+func (r connsResult) String() string {
+	gaps := ""
+	if g := r.GapsMS; len(g) > 0 {
+		gaps = fmt.Sprintf("; longest gap per connection: median %dms, 90th %dms, max %dms", g[len(g)/2], g[len(g)*9/10], g[len(g)-1])
+	}
+	return fmt.Sprintf("%d connections: %d kept, %d reset, %d stalled (then answered), %d hung, %d never up, %d moved; first answers %v%s",
+		r.Count, r.Kept, r.Reset, r.Stalled, r.Hung, r.Never, r.Moved, r.FirstBy, gaps)
+}
+
+// syncLab is a failover lab whose real servers also serve the line
+// protocol on linePort.
+type syncLab struct {
+	*failoverLab
+}
+
+// syncAdvert is the advert interval of the sync labs: the harness loads
+// the emulated guest, and faster adverts (200ms, 500ms) got missed under
+// that load on a shared host: a spurious takeover mid-test. The harness's
+// stall limit is therefore 3s on top of the takeover time, which is not
+// the connections' doing.
+const syncAdvert = time.Second
+
+func stallLimit() time.Duration { return masterDown(syncAdvert, 100) + 3*time.Second }
+
+func newSyncLab(t *testing.T) *syncLab {
+	t.Helper()
+	fl := newFailoverLab(t, syncAdvert, false)
+	for i, h := range fl.rs {
+		h.Start("ready", bin(t, "labhost"), "serve", "--name", fl.names[i], "--line", fmt.Sprintf(":%d", linePort))
+	}
+	return &syncLab{fl}
+}
+
+// keepalivedSync prepares a keepalived director like failoverLab.keepalived,
+// with the line service too and, when sync is set, lvs_sync_daemon on eth0
+// (sync id = VRID): keepalived runs the master daemon while master and the
+// backup daemon otherwise.
+func (sl *syncLab) keepalivedSync(h *labnet.Host, prio int, sync bool) *node {
+	sl.t.Helper()
+	n := sl.keepalived(h, prio)
+	if sync {
+		conf, err := os.ReadFile(n.conf)
+		if err != nil {
+			sl.t.Fatal(err)
+		}
+		withSync := strings.Replace(string(conf), "global_defs {\n",
+			fmt.Sprintf("global_defs {\n  lvs_sync_daemon eth0 VI_1 id %d\n", failoverVRID), 1)
+		if err := os.WriteFile(n.conf, []byte(withSync), 0o644); err != nil {
+			sl.t.Fatal(err)
+		}
+	}
+	v := fmt.Sprintf("%s:%d", vip, linePort)
+	h.MustExec("ipvsadm", "-A", "-t", v, "-s", "rr")
+	for _, a := range sl.rsAddrs {
+		h.MustExec("ipvsadm", "-a", "-t", v, "-r", fmt.Sprintf("%s:%d", a, linePort), "-g", "-w", "1")
+	}
+	return n
+}
+
+// startConns opens n harness connections from the client; it returns once
+// every one has had its first three answers (each is past its third packet).
+func (sl *syncLab) startConns(n int) *labnet.Proc {
+	sl.t.Helper()
+	start := time.Now()
+	p := sl.client.Start("", bin(sl.t, "labhost"), "conns", "--addr", fmt.Sprintf("%s:%d", vip, linePort),
+		"--count", fmt.Sprint(n), "--interval", "100ms", "--stall", stallLimit().String())
+	eventually(sl.t, 2*time.Minute, "the harness's connections come up", func() error {
+		if done, err := p.Exited(); done {
+			sl.t.Fatalf("conns exited: %v\n%s", err, p.Output())
+		}
+		if !strings.Contains(p.Output(), "ready") {
+			return fmt.Errorf("not ready yet")
+		}
+		return nil
+	})
+	if !strings.Contains(p.Output(), fmt.Sprintf("ready %d\n", n)) {
+		sl.t.Fatalf("not every connection came up: %s", p.Output())
+	}
+	sl.t.Logf("%d connections up in %v", n, time.Since(start).Round(time.Millisecond))
+	return p
+}
+
+// stopConns ends the harness and returns its report.
+func (sl *syncLab) stopConns(p *labnet.Proc) connsResult {
+	sl.t.Helper()
+	// It ends by itself once every connection has failed.
+	if done, _ := p.Exited(); !done {
+		if err := p.Signal(syscall.SIGINT); err != nil {
+			sl.t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.Wait(ctx); err != nil {
+		sl.t.Fatalf("conns: %v\n%s", err, p.Output())
+	}
+	lines := strings.Split(strings.TrimSpace(p.Output()), "\n")
+	var r connsResult
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+		sl.t.Fatalf("conns output: %v\n%s", err, p.Output())
+	}
+	return r
+}
+
+var establishedLine = regexp.MustCompile(`(?m)^TCP\s+\S+\s+ESTABLISHED\s+\S+\s+` + regexp.QuoteMeta(vip) + fmt.Sprintf(":%d", linePort) + `\s`)
+
+// syncedConns counts h's ESTABLISHED entries for the line service, with
+// ipvsadm -Lnc as the witness.
+func syncedConns(h *labnet.Host) int {
+	return len(establishedLine.FindAllString(mustOut(h.Exec("ipvsadm", "-Lnc")), -1))
+}
+
+// survive runs the harness over one takeover: n connections through from,
+// (with sync) the witness that to holds them, from's box dies, to takes
+// over, and the connections run on past the stall limit.
+func (sl *syncLab) survive(from, to *node, n int, sync bool) connsResult {
+	sl.t.Helper()
+	conns := sl.startConns(n)
+	if sync {
+		eventually(sl.t, syncFlushWait, fmt.Sprintf("%s holds the %d connections (ipvsadm -Lnc)", to, n), func() error {
+			if got := syncedConns(to.h); got < n {
+				return fmt.Errorf("%d of %d", got, n)
+			}
+			return nil
+		})
+		// What status and metrics read: the kernel says they came by sync.
+		o, err := ipvs.ParseConnOrigins(strings.NewReader(mustOut(to.h.Exec("cat", "/proc/net/ip_vs_conn_sync"))))
+		if err != nil {
+			sl.t.Fatal(err)
+		}
+		if o.SyncedByState["ESTABLISHED"] < n || o.Local != 0 {
+			sl.t.Errorf("%s: connection origins %+v, want %d established by sync and none local", to, o, n)
+		}
+	} else {
+		// The control run gets the same chance the sync had.
+		time.Sleep(2 * time.Second)
+		if got := syncedConns(to.h); got != 0 {
+			sl.t.Errorf("sync off, yet %s holds %d connections", to, got)
+		}
+	}
+	from.crash()
+	eventually(sl.t, 20*eventuallyScale, to.String()+" takes the VIP", func() error { return hasVIP(to.h, true) })
+	sl.eventuallyARP(to)
+	// Past the stall limit, so a hung connection shows as one.
+	time.Sleep(stallLimit() + 2*time.Second)
+	return sl.stopConns(conns)
+}
+
+// TestConnSyncKeepalived proves the harness on keepalived pairs: with
+// lvs_sync_daemon every established connection survives the master's
+// death; without it they break. The failback figures (the old master
+// restarts and preempts) are reported: keepalived switches the daemons
+// with the VRRP state, so connections made while the master was away can
+// be lost when it returns.
+func TestConnSyncKeepalived(t *testing.T) {
+	n := connsCount(t)
+	for _, sync := range []bool{true, false} {
+		t.Run(fmt.Sprintf("sync=%v", sync), func(t *testing.T) {
+			sl := newSyncLab(t)
+			master, backup := sl.keepalivedSync(sl.director, 200, sync), sl.keepalivedSync(sl.backup, 100, sync)
+			sl.establish(master, backup)
+			res := sl.survive(master, backup, n, sync)
+			t.Logf("keepalived, sync=%v, failover: %s", sync, res)
+			if sync {
+				// Survival: no reset, none hung, each on its real server.
+				// How long a connection paused (stalled counts those over
+				// the limit) is the takeover plus TCP's retransmission
+				// backoff, which the loaded emulated guest stretches: it
+				// is reported, not asserted.
+				if res.Reset+res.Hung+res.Never != 0 || res.Moved != 0 || res.Kept+res.Stalled != n {
+					t.Errorf("with sync: %s; want all %d kept on their real server", res, n)
+				}
+			} else if res.Kept+res.Stalled > n/10 {
+				t.Errorf("without sync: %s; want most broken (the harness must see a failover)", res)
+			}
+
+			// Failback: the box returns, keepalived restarts and preempts.
+			conns := sl.startConns(n)
+			master.h.IP("link", "set", "eth0", "up")
+			os.Remove(master.log) // so the wait below reads the new run's log
+			master.start()
+			// Starting keepalived from the host's file system takes long in
+			// a loaded guest: the takeover is timed from its first state.
+			eventually(t, time.Minute, master.String()+" is up again", func() error {
+				b, _ := os.ReadFile(master.log)
+				if !strings.Contains(string(b), "Entering BACKUP STATE") && !strings.Contains(string(b), "Entering MASTER STATE") {
+					return fmt.Errorf("no VRRP state in its log yet")
+				}
+				return nil
+			})
+			eventually(t, 20*eventuallyScale, "the old master takes the VIP back", func() error {
+				return firstErr(hasVIP(master.h, true), hasVIP(backup.h, false))
+			})
+			sl.eventuallyARP(master)
+			time.Sleep(stallLimit() + 2*time.Second)
+			back := sl.stopConns(conns)
+			t.Logf("keepalived, sync=%v, failback: %s", sync, back)
+		})
+	}
+}
+
+// connsCount is how many harness connections a test opens. The issue
+// asks for 200; the emulated one-CPU guest on a shared host does not keep
+// up with 200 connections at 10 exchanges a second each (their warm-up
+// outlasted 30s and VRRP adverts were missed), so the lab runs 60, the
+// figure keepalived was first measured with. GOLVS_LAB_CONNS overrides it
+// where the guest is faster.
+func connsCount(t *testing.T) int {
+	if v := os.Getenv("GOLVS_LAB_CONNS"); v != "" {
+		var n int
+		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 {
+			t.Fatalf("GOLVS_LAB_CONNS=%q", v)
+		}
+		return n
+	}
+	return 60
+}
+
+// syncFailoverConfig is a [failover] with [failover.sync] as the loader
+// fills it in.
+func syncFailoverConfig(iface string, vrid uint8) *config.Failover {
+	return &config.Failover{VirtualRouterID: vrid, Sync: &config.Sync{Interface: iface, SyncID: vrid,
+		Group: config.DefaultSyncGroup, Port: config.DefaultSyncPort, TTL: config.DefaultSyncTTL}}
+}
