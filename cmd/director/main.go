@@ -7,6 +7,7 @@
 //	director status  [--socket PATH | -config FILE] [--json]
 //	director drain   [--socket PATH | -config FILE] SERVICE BACKEND
 //	director undrain [--socket PATH | -config FILE] SERVICE BACKEND
+//	director version
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 	"github.com/golvs/golvs/config"
 	"github.com/golvs/golvs/director"
 	"github.com/golvs/golvs/director/ipvs"
+	"github.com/golvs/golvs/internal/version"
 )
 
 const usage = `usage: director COMMAND [flags]
@@ -34,6 +36,7 @@ commands:
   status   show services, backends, health, weights and connections
   drain    SERVICE BACKEND: give a backend weight 0, keeping its connections
   undrain  SERVICE BACKEND: end an operator drain
+  version  print the version and commit
 `
 
 func main() {
@@ -59,6 +62,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDrain(args, stdout, stderr, true)
 	case "undrain":
 		return cmdDrain(args, stdout, stderr, false)
+	case "version":
+		fmt.Fprintln(stdout, "director", version.Get())
+		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -5,6 +5,7 @@
 //	                 [--agent-address A] [--drain-grace D] [--log-format text|json] [--log-level L]
 //	realserver check [-config FILE] [--vip ADDR --mode dr|tun]
 //	realserver drain | undrain [--drain-file PATH]
+//	realserver version
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 
 	"github.com/golvs/golvs/config"
 	"github.com/golvs/golvs/internal/logflag"
+	"github.com/golvs/golvs/internal/version"
 	"github.com/golvs/golvs/realserver"
 )
 
@@ -33,6 +35,7 @@ const usage = `usage:
   realserver check [-config FILE] [--vip ADDR --mode dr|tun]
   realserver drain   [--drain-file PATH]
   realserver undrain [--drain-file PATH]
+  realserver version
 `
 
 func main() {
@@ -49,6 +52,9 @@ func main() {
 		err = cmdCheck(args, os.Stdout)
 	case "drain", "undrain":
 		err = cmdDrain(os.Args[1], args)
+	case "version":
+		fmt.Println("realserver", version.Get())
+		return
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
