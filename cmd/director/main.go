@@ -2,11 +2,12 @@
 // backends, holds the VIPs and answers on a control socket.
 //
 //	director run     [-config FILE] [--priority N] [--log-format text|json] [--log-level L] [--cleanup-on-exit]
-//	director check   [-config FILE]
+//	director check   [-config FILE] [--exec-condition]
 //	director plan    [-config FILE]
 //	director status  [--socket PATH | -config FILE] [--json]
 //	director drain   [--socket PATH | -config FILE] SERVICE BACKEND
 //	director undrain [--socket PATH | -config FILE] SERVICE BACKEND
+//	director reload  [--pid PID] [--record FILE] [--timeout D]
 //	director version
 package main
 
@@ -36,6 +37,7 @@ commands:
   status   show services, backends, health, weights and connections
   drain    SERVICE BACKEND: give a backend weight 0, keeping its connections
   undrain  SERVICE BACKEND: end an operator drain
+  reload   SIGHUP the running director and wait until the file is applied (ExecReload)
   version  print the version and commit
 `
 
@@ -62,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDrain(args, stdout, stderr, true)
 	case "undrain":
 		return cmdDrain(args, stdout, stderr, false)
+	case "reload":
+		return cmdReload(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "director", version.Get())
 		return 0
@@ -103,6 +107,7 @@ func printConfigError(w io.Writer, err error) {
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check", stderr)
 	path := fs.String("config", config.DefaultPath, "topology file")
+	cond := fs.Bool("exec-condition", false, "exit as systemd's ExecCondition= wants: 1 (skip the unit) when the file has no service, 255 (fail it) when it is invalid")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -110,7 +115,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "director check: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if _, ok := loadConfig(*path, stderr); !ok {
+	topo, ok := loadConfig(*path, stderr)
+	if *cond {
+		return execCondition(*path, topo, ok, stdout, stderr)
+	}
+	if !ok {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
