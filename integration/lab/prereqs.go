@@ -47,6 +47,8 @@ var prereqs = []prereq{
 	{path: "sysctl", pkg: "procps", sbinDir: true},
 	{path: "dpkg-deb", pkg: "dpkg"},
 	{path: "apt-get", pkg: "apt"},
+	// `make deb`'s test checks the package with Debian's own linter.
+	{path: "lintian", pkg: "lintian"},
 }
 
 // lookTool finds a program, also in the sbin directories.
