@@ -43,30 +43,30 @@ test: unit lab-test
 # Debian packages the tests use (qemu, ipvsadm, keepalived, tcpdump, ...):
 # installed when missing, as root; otherwise named in a loud failure.
 prereqs: go-check
-	$(GO) run ./cmd/lab prereqs
+	$(GO) run ./integration/cmd/lab prereqs
 
 unit: vet prereqs
 	$(GO) test -count=1 ./...
 
 lab-test: build
-	$(GO) run ./cmd/lab test
+	$(GO) run ./integration/cmd/lab test
 
 demo: build
-	$(GO) run ./cmd/lab demo
+	$(GO) run ./integration/cmd/lab demo
 
 # Benchmarks compare ratios measured in one run; none is part of `make test`.
 bench: bench-scale bench-health bench-failover
 
 # IPVS programming at scale: ours vs `ipvsadm -R` vs keepalived, one guest boot.
 bench-scale: build
-	$(GO) run ./cmd/lab bench
+	$(GO) run ./integration/cmd/lab bench
 
 # 10,000 TCP-checked backends at 1 s against local listeners: CPU and lateness,
 # with listeners that defer accepting (the backend's half of each loopback
 # handshake stays small, as with remote backends), the same with every
 # handshake awaited (as a round trip away), and with accepting listeners.
 bench-health: go-check
-	$(GO) build -o $(BIN)/healthbench ./health/cmd/healthbench
+	$(GO) build -o $(BIN)/healthbench ./integration/cmd/healthbench
 	$(BIN)/healthbench -n 10000 -interval 1s -duration 15s
 	$(BIN)/healthbench -n 10000 -interval 1s -duration 15s -wait
 	$(BIN)/healthbench -n 10000 -interval 1s -duration 15s -accept
@@ -76,7 +76,7 @@ bench-health: go-check
 bench-failover: build
 	$(GO) test -c -tags 'lab bench' -o $(BIN)/failover-bench.test ./integration
 	$(GO) build -o $(BIN)/labhost ./integration/cmd/labhost
-	$(GO) run ./cmd/lab run --timeout 30m -- env GOLVS_BIN=$(BIN) $(BIN)/failover-bench.test \
+	$(GO) run ./integration/cmd/lab run --timeout 30m -- env GOLVS_BIN=$(BIN) $(BIN)/failover-bench.test \
 	  -test.run '^TestFailoverBench$$' -test.v -test.timeout 30m
 
 fmt:

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// batchKernel is the fake behind a BatchWriter that counts its batches
+// batchKernel is the fake that counts its batches
 // and writes, as the kernel adapter does; fail makes one change fail.
 type batchKernel struct {
 	*ipvsfake.Fake
@@ -32,7 +32,7 @@ func (k *batchKernel) WriteBatch(ctx context.Context, ws []ipvs.Write) []error {
 				continue
 			}
 		}
-		errs[i] = ipvs.ApplyWrites(ctx, k.Fake, []ipvs.Write{w})[0]
+		errs[i] = k.Fake.WriteBatch(ctx, []ipvs.Write{w})[0]
 	}
 	return errs
 }

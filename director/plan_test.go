@@ -8,18 +8,19 @@ import (
 
 	"github.com/golvs/golvs/config"
 	"github.com/golvs/golvs/director/ipvs"
+	"github.com/golvs/golvs/health"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 )
 
 var (
-	vip    = netip.MustParseAddr("10.0.0.10")
+	vipA   = netip.MustParseAddr("10.0.0.10")
 	vip6   = netip.MustParseAddr("2001:db8::10")
 	be1    = netip.MustParseAddr("10.0.1.1")
 	be2    = netip.MustParseAddr("10.0.1.2")
 	be3    = netip.MustParseAddr("10.0.1.3")
 	sorry  = netip.MustParseAddrPort("10.0.2.1:80")
-	web    = ipvs.ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP, Address: vip, Port: 80}
+	web    = ipvs.ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP, Address: vipA, Port: 80}
 	webSvc = ipvs.Service{ServiceKey: web, Scheduler: "wrr", Netmask: 0xffffffff}
 )
 
@@ -33,7 +34,7 @@ func dst(a netip.Addr, w int) ipvs.Destination {
 
 func webService(backends ...config.Backend) config.Service {
 	return config.Service{
-		Name: "web", Address: vip, Port: 80, Protocol: config.TCP,
+		Name: "web", Address: vipA, Port: 80, Protocol: config.TCP,
 		Scheduler: "wrr", Forwarding: config.DR, OnFailure: config.Weight0,
 		DrainTimeout: 30 * time.Second, Backends: backends,
 	}
@@ -47,19 +48,22 @@ func topo(svcs ...config.Service) *config.Topology {
 }
 
 // mapView is a HealthView from a map; missing backends are up.
-type mapView map[netip.AddrPort]BackendState
+type mapView map[netip.AddrPort]health.Status
 
-func (m mapView) Backend(_ string, b netip.AddrPort) BackendState {
+func (m mapView) Backend(_ string, b netip.AddrPort) health.Status {
 	if st, ok := m[b]; ok {
 		return st
 	}
-	return StateUp
+	return stateUp
 }
+
+// stateUp is a healthy backend with no reported weight.
+var stateUp = health.Initial(nil, time.Time{})
 
 func ap(a netip.Addr) netip.AddrPort { return netip.AddrPortFrom(a, 80) }
 
 func TestDesired(t *testing.T) {
-	down := BackendState{Up: false, WeightPercent: WeightNotReported}
+	down := health.Status{Checked: true, WeightPercent: health.WeightNotReported}
 	tests := []struct {
 		name   string
 		svc    config.Service
@@ -121,7 +125,7 @@ func TestDesired(t *testing.T) {
 		{
 			name:   "down with weight0 keeps entry at 0, drain 0, percent scales",
 			svc:    webService(backend(be1, 4), backend(be2, 4), backend(be3, 10)),
-			health: mapView{ap(be1): down, ap(be2): {Up: true, Drain: true, WeightPercent: WeightNotReported}, ap(be3): {Up: true, WeightPercent: 50}},
+			health: mapView{ap(be1): down, ap(be2): {Checked: true, Up: true, Drain: true, WeightPercent: health.WeightNotReported}, ap(be3): {Checked: true, Up: true, WeightPercent: 50}},
 			want:   ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 0), dst(be2, 0), dst(be3, 5)}},
 		},
 		{
@@ -264,7 +268,7 @@ func TestPlan(t *testing.T) {
 // before its destinations' adds.
 func TestPlanOrder(t *testing.T) {
 	a := webSvc
-	b := ipvs.Service{ServiceKey: ipvs.ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_UDP, Address: vip, Port: 53}, Scheduler: "rr", Netmask: 0xffffffff}
+	b := ipvs.Service{ServiceKey: ipvs.ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_UDP, Address: vipA, Port: 53}, Scheduler: "rr", Netmask: 0xffffffff}
 	ops := Plan([]ipvs.Entry{{Service: b, Destinations: []ipvs.Destination{dst(be1, 1)}}, {Service: a, Destinations: []ipvs.Destination{dst(be1, 1)}}}, nil, nil)
 	var kinds []string
 	for _, op := range ops {

@@ -14,16 +14,17 @@ import (
 	"github.com/golvs/golvs/config"
 	"github.com/golvs/golvs/director/ipvs"
 	"github.com/golvs/golvs/director/ipvs/ipvsfake"
+	"github.com/golvs/golvs/health"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"golang.org/x/sys/unix"
 )
 
 var (
-	api    = ipvs.ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP, Address: vip, Port: 8080}
+	api    = ipvs.ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP, Address: vipA, Port: 8080}
 	apiSvc = ipvs.Service{ServiceKey: api, Scheduler: "rr", Netmask: 0xffffffff}
 
-	foreign      = ipvs.ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_UDP, Address: vip, Port: 9999}
+	foreign      = ipvs.ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_UDP, Address: vipA, Port: 9999}
 	foreignEntry = ipvs.Entry{
 		Service:      ipvs.Service{ServiceKey: foreign, Scheduler: "lc", Netmask: 0xffffffff},
 		Destinations: []ipvs.Destination{{Address: be3, Port: 9999, Weight: 7, Forwarding: ipvs.Masq}},
@@ -92,8 +93,8 @@ func (f *fixture) expect(step string, want ...ipvs.Entry) {
 }
 
 // writes returns the number of write ops since the last call.
-func (f *fixture) writes() (map[string]int, int) {
-	m, n := f.fake.Writes()
+func (f *fixture) writes() (map[ipvs.WriteKind]int, int) {
+	m, n := f.fake.WritesByKind()
 	f.fake.ResetWrites()
 	return m, n
 }
@@ -134,12 +135,12 @@ func TestReconcileStates(t *testing.T) {
 	r.SetConfig(topo(webService(backend(be1, 1), backend(be2, 5))))
 	f.sync(r)
 	f.expect("weight change", foreignEntry, ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 5)}})
-	if m, n := f.writes(); n != 1 || m[ipvsfake.OpUpdateDestination] != 1 {
+	if m, n := f.writes(); n != 1 || m[ipvs.WriteUpdateDest] != 1 {
 		t.Errorf("weight change: writes %v, want exactly one destination update", m)
 	}
 
 	// Health: down with weight0 -> weight 0, kept.
-	r = f.reconciler(topo(webService(backend(be1, 1), backend(be2, 5))), mapView{ap(be1): {Up: false, WeightPercent: WeightNotReported}})
+	r = f.reconciler(topo(webService(backend(be1, 1), backend(be2, 5))), mapView{ap(be1): {Checked: true, WeightPercent: health.WeightNotReported}})
 	f.sync(r)
 	f.expect("be1 down", foreignEntry, ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 0), dst(be2, 5)}})
 
@@ -201,19 +202,19 @@ func TestDrainOnFailureRemove(t *testing.T) {
 	f := newFixture(t)
 	svc := webService(backend(be1, 1), backend(be2, 1))
 	svc.OnFailure = config.Remove
-	health := mapView{}
-	r := f.reconciler(topo(svc), health)
+	view := mapView{}
+	r := f.reconciler(topo(svc), view)
 	f.sync(r)
 	if err := f.fake.SetConns(web, ap(be1), 1, 0); err != nil {
 		t.Fatal(err)
 	}
-	health[ap(be1)] = BackendState{Up: false, WeightPercent: WeightNotReported}
+	view[ap(be1)] = health.Status{Checked: true, WeightPercent: health.WeightNotReported}
 	f.sync(r)
 	f.expect("down: draining", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 0), dst(be2, 1)}})
 	f.clock.advance(31 * time.Second)
 	f.sync(r)
 	f.expect("down: removed", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be2, 1)}})
-	delete(health, ap(be1))
+	delete(view, ap(be1))
 	f.sync(r)
 	f.expect("up again", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 1)}})
 }
@@ -222,7 +223,7 @@ func TestFailedOpRepairedNextPass(t *testing.T) {
 	f := newFixture(t)
 	injected := errors.New("injected")
 	f.fake.Fail = func(op string, key ipvs.ServiceKey, d *ipvs.Destination) error {
-		if op == ipvsfake.OpAddDestination && d != nil && d.Address == be1 {
+		if op == ipvs.WriteAddDest.String() && d != nil && d.Address == be1 {
 			return injected
 		}
 		return nil
@@ -444,7 +445,7 @@ func TestRestartWithUncheckedBackends(t *testing.T) {
 	f.sync(f.reconciler(topo(svc), nil))
 	f.writes()
 
-	unknown := BackendState{Unknown: true, WeightPercent: WeightNotReported}
+	unknown := health.Status{WeightPercent: health.WeightNotReported}
 	view := mapView{ap(be1): unknown, ap(be2): unknown, ap(be3): unknown}
 	r := f.reconciler(topo(svc), view)
 	f.sync(r)
@@ -485,7 +486,7 @@ func TestReloadServicesTouchesOnlyWhatChanged(t *testing.T) {
 	if err := r.ReloadServices(ctx, next, []int{0}, []ipvs.ServiceKey{web}); err != nil {
 		t.Fatal(err)
 	}
-	if m, n := f.writes(); n != 1 || m[ipvsfake.OpUpdateDestination] != 1 {
+	if m, n := f.writes(); n != 1 || m[ipvs.WriteUpdateDest] != 1 {
 		t.Errorf("reload: writes %v, want one destination update", m)
 	}
 	webWant := ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 5)}}
@@ -583,7 +584,7 @@ func TestSurveyPasses(t *testing.T) {
 	mark := webService(backend(be3, 1))
 	mark.Name, mark.FWMark, mark.Address, mark.Port = "mark", 7, netip.Addr{}, 0
 	tp := topo(webService(backend(be1, 1), thr), api, mark)
-	k := ipvsfake.Surveying(f.fake)
+	k := f.fake
 	r := NewReconciler(Options{Kernel: k, StateFile: f.state}, tp)
 	f.sync(r)
 	want := Desired(tp, nil)
@@ -623,8 +624,8 @@ type versionedView struct {
 	v uint64
 }
 
-func (w *versionedView) Backend(s string, b netip.AddrPort) BackendState { return w.m.Backend(s, b) }
-func (w *versionedView) Version() uint64                                 { return w.v }
+func (w *versionedView) Backend(s string, b netip.AddrPort) health.Status { return w.m.Backend(s, b) }
+func (w *versionedView) Version() uint64                                  { return w.v }
 
 // A health change reaches the kernel on the next pass once the view's
 // version moves, though passes reuse the desired table otherwise.
@@ -634,7 +635,7 @@ func TestDesiredReusedUntilHealthVersionMoves(t *testing.T) {
 	r := NewReconciler(Options{Kernel: f.fake, Health: view, StateFile: f.state}, topo(webService(backend(be1, 1), backend(be2, 1))))
 	f.sync(r)
 	f.sync(r)
-	view.m[ap(be1)] = BackendState{Up: false, WeightPercent: WeightNotReported}
+	view.m[ap(be1)] = health.Status{Checked: true, WeightPercent: health.WeightNotReported}
 	view.v++
 	f.sync(r)
 	f.expect("be1 down", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 0), dst(be2, 1)}})
@@ -649,7 +650,7 @@ func TestDesiredReusedUntilHealthVersionMoves(t *testing.T) {
 func TestReloadAddsUncheckedBackendAtItsWeight(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	view := mapView{ap(be2): {Unknown: true, WeightPercent: WeightNotReported}}
+	view := mapView{ap(be2): {WeightPercent: health.WeightNotReported}}
 	r := NewReconciler(Options{Kernel: f.fake, Health: view, StateFile: f.state}, topo(webService(backend(be1, 1))))
 	f.sync(r)
 	f.writes()

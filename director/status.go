@@ -2,44 +2,19 @@ package director
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/netip"
-	"text/tabwriter"
 
 	"github.com/golvs/golvs/director/ipvs"
+	"github.com/golvs/golvs/director/status"
+	"github.com/golvs/golvs/health"
 )
 
-// Status is what `director status` shows: per service, per backend.
-type Status struct {
-	Services []ServiceStatus `json:"services"`
-	// VRRP is the failover state ("master", "backup", ...), "" without
-	// failover; filled in by the control server.
-	VRRP string `json:"vrrp,omitempty"`
-}
-
-// ServiceStatus is one configured service.
-type ServiceStatus struct {
-	Name     string          `json:"name"`
-	Key      string          `json:"key"`
-	InKernel bool            `json:"in_kernel"`
-	Backends []BackendStatus `json:"backends"`
-}
-
-// BackendStatus is one backend: configured, or still draining after it
-// left the file, or the sorry server.
-type BackendStatus struct {
-	Address          netip.AddrPort `json:"address"`
-	Configured       bool           `json:"configured"`
-	ConfiguredWeight int            `json:"configured_weight"`
-	InKernel         bool           `json:"in_kernel"`
-	KernelWeight     int            `json:"kernel_weight"`
-	ActiveConns      int            `json:"active_conns"`
-	InactiveConns    int            `json:"inactive_conns"`
-	Health           string         `json:"health"` // up | down | drain
-	OperatorDrain    bool           `json:"operator_drain"`
-	Draining         bool           `json:"draining"` // leaving: weight 0 until its connections end
-}
+// Status is what `director status` shows (see package status).
+type (
+	Status        = status.Status
+	ServiceStatus = status.ServiceStatus
+	BackendStatus = status.BackendStatus
+)
 
 // Status dumps the kernel and reports every configured service.
 func (r *Reconciler) Status(ctx context.Context) (Status, error) {
@@ -117,7 +92,7 @@ func (r *Reconciler) Status(ctx context.Context) (Status, error) {
 	return st, nil
 }
 
-func healthWord(h BackendState) string {
+func healthWord(h health.Status) string {
 	switch {
 	case !h.Up:
 		return "down"
@@ -127,38 +102,3 @@ func healthWord(h BackendState) string {
 	return "up"
 }
 
-// WriteText writes the status as the table `director status` prints.
-func (s Status) WriteText(w io.Writer) error {
-	if s.VRRP != "" {
-		fmt.Fprintf(w, "vrrp: %s\n", s.VRRP)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, sv := range s.Services {
-		state := "in kernel"
-		if !sv.InKernel {
-			state = "NOT IN KERNEL"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", sv.Name, sv.Key, state)
-		fmt.Fprintf(tw, "  BACKEND\tHEALTH\tWEIGHT\tKERNEL\tACTIVE\tINACTIVE\tNOTE\n")
-		for _, b := range sv.Backends {
-			weight, kernel := "-", "-"
-			if b.Configured {
-				weight = fmt.Sprint(b.ConfiguredWeight)
-			}
-			if b.InKernel {
-				kernel = fmt.Sprint(b.KernelWeight)
-			}
-			note := ""
-			switch {
-			case b.OperatorDrain:
-				note = "drained by operator"
-			case b.Draining:
-				note = "draining"
-			case !b.Configured:
-				note = "not configured"
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.Address, b.Health, weight, kernel, b.ActiveConns, b.InactiveConns, note)
-		}
-	}
-	return tw.Flush()
-}

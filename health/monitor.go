@@ -60,7 +60,7 @@ type Monitor struct {
 	onChange  func()
 	newProber func(*config.Check) (check.Prober, error)
 	// started, when set, learns each probe's scheduled and actual start
-	// (the load benchmark measures lateness with it).
+	// (WithStartObserver).
 	started func(scheduled, actual time.Time)
 
 	// version changes whenever a backend's status may have (see Version).
@@ -125,6 +125,12 @@ func WithProbers(f func(*config.Check) (check.Prober, error)) Option {
 	return func(m *Monitor) { m.newProber = f }
 }
 
+// WithStartObserver has fn learn each probe's scheduled and actual start:
+// how late the scheduler runs (make bench-health measures it).
+func WithStartObserver(fn func(scheduled, actual time.Time)) Option {
+	return func(m *Monitor) { m.started = fn }
+}
+
 // New returns a Monitor with no targets. onChange (may be nil) is called
 // from Run's goroutine after any backend's Up, Drain, WeightPercent or
 // Checked changed; calls are coalesced, so it should re-read what it
@@ -175,7 +181,7 @@ func (m *Monitor) Update(targets []Target) error {
 			m.stop(e)
 		}
 		t.Check = copyCheck(t.Check)
-		if !hasCheck(t.Check) {
+		if !HasCheck(t.Check) {
 			since := now
 			if e != nil && e.state.Status().Up {
 				since = e.state.Status().Since
@@ -234,12 +240,11 @@ type transition struct {
 
 func oldStatus(e *entry) Status {
 	if e == nil {
-		return Status{WeightPercent: -1}
+		return Status{WeightPercent: WeightNotReported}
 	}
 	return e.state.Status()
 }
 
-func hasCheck(c *config.Check) bool { return c != nil && c.Type != config.CheckNone }
 
 // copyCheck keeps the caller's later edits out of our comparison.
 func copyCheck(c *config.Check) *config.Check {
@@ -553,7 +558,7 @@ func (m *Monitor) Backend(svc string, b netip.AddrPort) Status {
 	if e := m.entries[key{svc, b}]; e != nil {
 		return e.state.Status()
 	}
-	return Status{WeightPercent: -1, Reason: "not monitored"}
+	return Status{WeightPercent: WeightNotReported, Reason: "not monitored"}
 }
 
 // Snapshot returns every backend's status, ordered by service and backend.

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/golvs/golvs/config"
 	"github.com/golvs/golvs/health/check"
 )
 
@@ -39,6 +40,25 @@ type Status struct {
 	// prefer to leave such a backend's kernel weight alone, e.g. right
 	// after its own restart.
 	Checked bool
+}
+
+// WeightNotReported is Status.WeightPercent when no agent reported one.
+const WeightNotReported = check.WeightNotReported
+
+// HasCheck reports whether c checks anything: a backend of a service
+// without a check (nil or type none) is always up.
+func HasCheck(c *config.Check) bool { return c != nil && c.Type != config.CheckNone }
+
+// Initial is a backend's status before the monitor has a verdict on it:
+// up when nothing will ever check it, else down and not yet checked. It is
+// the one place that decides "no check means up", for the monitor, the
+// director's desired table (a reload applies new backends before the
+// monitor hears of them) and `director plan`.
+func Initial(c *config.Check, now time.Time) Status {
+	if !HasCheck(c) {
+		return Status{Up: true, WeightPercent: WeightNotReported, Reason: ReasonNoCheck, Since: now, Checked: true}
+	}
+	return Status{WeightPercent: WeightNotReported, Reason: ReasonNotChecked, Since: now}
 }
 
 // Reasons that are not a checker's error.
@@ -69,14 +89,14 @@ func NewState(rise, fall int, now time.Time) *State {
 	return &State{
 		rise: max(rise, 1),
 		fall: max(fall, 1),
-		st:   Status{WeightPercent: -1, Reason: ReasonNotChecked, Since: now},
+		st:   Initial(&config.Check{Type: config.CheckTCP}, now),
 	}
 }
 
 // newUpState returns a backend that has no check and is always up.
 func newUpState(now time.Time) *State {
 	s := NewState(1, 1, now)
-	s.st = Status{Up: true, WeightPercent: -1, Reason: ReasonNoCheck, Since: now, Checked: true}
+	s.st = Initial(nil, now)
 	return s
 }
 

@@ -42,7 +42,7 @@ type failoverSample struct {
 //	go build -o bin/director ./cmd/director
 //	go build -o bin/labhost ./integration/cmd/labhost
 //	go test -c -tags 'lab bench' -o bin/failover-bench.test ./integration
-//	go run ./cmd/lab run --timeout 30m -- env GOLVS_BIN=$PWD/bin \
+//	go run ./integration/cmd/lab run --timeout 30m -- env GOLVS_BIN=$PWD/bin \
 //	    $PWD/bin/failover-bench.test -test.run '^TestFailoverBench$' -test.v -test.timeout 30m
 func TestFailoverBench(t *testing.T) {
 	const runs = 5

@@ -17,7 +17,7 @@ var binDir string
 func TestMain(m *testing.M) {
 	if err := checkLab(); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: the end-to-end tests need the lab: %v\n"+
-			"run them with `go run ./cmd/lab test` (see integration/README.md)\n", err)
+			"run them with `go run ./integration/cmd/lab test` (see integration/README.md)\n", err)
 		os.Exit(1)
 	}
 	os.Exit(m.Run())

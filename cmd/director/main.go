@@ -25,6 +25,7 @@ import (
 	"github.com/golvs/golvs/config"
 	"github.com/golvs/golvs/director"
 	"github.com/golvs/golvs/director/ipvs"
+	"github.com/golvs/golvs/health"
 	"github.com/golvs/golvs/internal/version"
 )
 
@@ -126,16 +127,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// startView is health as run sees it at start: backends without a check
-// are up, checked ones have no verdict yet (those already in the kernel
-// keep their weight, new ones start at 0).
-type startView struct{ topo *config.Topology }
+// startView is health as run sees it at start: no verdict on any backend
+// yet (health.Initial decides what that means for each).
+type startView struct{}
 
-func (v startView) Backend(service string, _ netip.AddrPort) director.BackendState {
-	if s, ok := v.topo.Service(service); ok && (s.Check == nil || s.Check.Type == config.CheckNone) {
-		return director.StateUp
-	}
-	return director.BackendState{Unknown: true, WeightPercent: director.WeightNotReported}
+func (startView) Backend(string, netip.AddrPort) health.Status {
+	return health.Status{WeightPercent: health.WeightNotReported}
 }
 
 func cmdPlan(args []string, stdout, stderr io.Writer) int {
@@ -150,7 +147,7 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	}
 	k := ipvs.NewKernel()
 	defer k.Close()
-	r := director.NewReconciler(director.Options{Kernel: k, Health: startView{topo}}, topo)
+	r := director.NewReconciler(director.Options{Kernel: k, Health: startView{}}, topo)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	ops, err := r.Pending(ctx)

@@ -25,6 +25,19 @@ const (
 	Route  Forwarding = 0x3 // direct routing
 )
 
+// Name is the topology file's word for f: nat, dr or tun.
+func (f Forwarding) Name() string {
+	switch f {
+	case Masq:
+		return "nat"
+	case Route:
+		return "dr"
+	case Tunnel:
+		return "tun"
+	}
+	return f.String()
+}
+
 func (f Forwarding) String() string {
 	switch f {
 	case Masq:
@@ -125,32 +138,34 @@ type Entry struct {
 	Destinations []Destination
 }
 
-// IPVS is the part of the kernel's IPVS that golvs uses. Implementations
-// must be safe for concurrent use and honour ctx deadlines. Errors wrap the
-// kernel's errno (unix.EEXIST, unix.ENOENT, unix.ESRCH...) so callers can use
-// errors.Is.
+// IPVS is what the director calls on the kernel's IPVS table: reads of
+// the whole table or of named services, and batches of writes. The kernel
+// client (Kernel) and the in-memory fake (ipvsfake) both implement it.
+// Implementations must be safe for concurrent use and honour ctx
+// deadlines. Errors wrap the kernel's errno (unix.EEXIST, unix.ENOENT,
+// unix.ESRCH...) so callers can use errors.Is.
 type IPVS interface {
-	// Dump returns every service in the kernel with its destinations.
+	// Dump returns every service in the kernel with its destinations,
+	// sorted (SortEntries, SortDestinations).
 	Dump(ctx context.Context) ([]Entry, error)
-	AddService(ctx context.Context, s Service) error
-	UpdateService(ctx context.Context, s Service) error
-	DeleteService(ctx context.Context, k ServiceKey) error
-	AddDestination(ctx context.Context, k ServiceKey, d Destination) error
-	UpdateDestination(ctx context.Context, k ServiceKey, d Destination) error
-	DeleteDestination(ctx context.Context, k ServiceKey, d Destination) error
-}
-
-// ServiceDumper is implemented by IPVS implementations that can read a
-// few services without dumping the whole table (a reload that changed
-// one service of thousands). Services not in the kernel are left out;
-// the result is sorted like Dump's. Callers find it by type assertion and
-// fall back to Dump.
-type ServiceDumper interface {
+	// DumpServices reads only keys' services (a reload that changed one
+	// service of thousands); services not in the kernel are left out.
+	// Sorted like Dump.
 	DumpServices(ctx context.Context, keys []ServiceKey) ([]Entry, error)
+	// Survey reads the whole table more cheaply than Dump, but not
+	// exactly: destinations come without their thresholds, and inexact
+	// lists the services whose entries are incomplete (fwmark services),
+	// which a caller reads again with DumpServices.
+	Survey(ctx context.Context) (entries []Entry, inexact []ServiceKey, err error)
+	// WriteBatch applies ws in order, with the same per-change effect and
+	// errors as one request each; errs[i] is the outcome of ws[i].
+	WriteBatch(ctx context.Context, ws []Write) (errs []error)
+	// Writes counts the changes sent to the kernel so far.
+	Writes() uint64
 }
 
 // OnlyServices keeps, in place, the entries of a full dump whose service
-// is one of keys: DumpServices for an IPVS that can only dump it all.
+// is one of keys.
 func OnlyServices(all []Entry, keys []ServiceKey) []Entry {
 	want := make(map[ServiceKey]bool, len(keys))
 	for _, k := range keys {

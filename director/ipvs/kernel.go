@@ -50,11 +50,6 @@ type Kernel struct {
 	writes  atomic.Uint64 // netlink write requests sent
 }
 
-var (
-	_ IPVS          = (*Kernel)(nil)
-	_ BatchWriter   = (*Kernel)(nil)
-	_ ServiceDumper = (*Kernel)(nil)
-)
 
 // NewKernel returns a Kernel that opens nothing until it is used.
 func NewKernel() *Kernel { return &Kernel{} }

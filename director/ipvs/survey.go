@@ -11,17 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Surveyor is implemented by IPVS implementations that can read the whole
-// table more cheaply than Dump, with less detail: destinations'
-// thresholds are not reported (zero), and inexact lists the services the
-// survey could not place or read fully (fwmark services, services that
-// appeared between its two reads); read those with DumpServices. Every
-// other field is what Dump would return.
-type Surveyor interface {
-	Survey(ctx context.Context) (entries []Entry, inexact []ServiceKey, err error)
-}
-
-var _ Surveyor = (*Kernel)(nil)
+var _ IPVS = (*Kernel)(nil)
 
 // Survey reads the services over netlink (one dump) and all their
 // destinations from the namespace's /proc/net/ip_vs, which the kernel

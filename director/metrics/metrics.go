@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/golvs/golvs/director"
+	"github.com/golvs/golvs/director/status"
 )
 
 // VRRPInfo is the failover state at scrape time.
@@ -29,7 +29,7 @@ type VRRPInfo struct {
 
 // Source is where the numbers come from.
 type Source struct {
-	Status func(ctx context.Context) (director.Status, error)
+	Status func(ctx context.Context) (status.Status, error)
 	// VRRP is nil without [failover].
 	VRRP func() VRRPInfo
 }

@@ -9,13 +9,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/golvs/golvs/director"
+	"github.com/golvs/golvs/director/status"
 )
 
-func fixedStatus(context.Context) (director.Status, error) {
-	return director.Status{Services: []director.ServiceStatus{{
+func fixedStatus(context.Context) (status.Status, error) {
+	return status.Status{Services: []status.ServiceStatus{{
 		Name: "web", Key: "tcp:10.0.0.10:80", InKernel: true,
-		Backends: []director.BackendStatus{
+		Backends: []status.BackendStatus{
 			{Address: netip.MustParseAddrPort("10.0.1.1:80"), Configured: true, ConfiguredWeight: 3,
 				InKernel: true, KernelWeight: 3, ActiveConns: 7, InactiveConns: 2, Health: "up"},
 			{Address: netip.MustParseAddrPort("10.0.1.2:80"), Configured: true, ConfiguredWeight: 1,
@@ -65,8 +65,8 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestMetricsStatusError(t *testing.T) {
-	src := Source{Status: func(context.Context) (director.Status, error) {
-		return director.Status{}, errors.New("netlink: timeout")
+	src := Source{Status: func(context.Context) (status.Status, error) {
+		return status.Status{}, errors.New("netlink: timeout")
 	}}
 	_, body := get(t, src, "/metrics")
 	if !strings.Contains(body, "golvs_status_error 1\n") {

@@ -92,7 +92,7 @@ func ParseAgent(body string) Result {
 	if len(words) == 0 {
 		return Up(errors.New("agent: empty answer"))
 	}
-	r := Result{WeightPercent: -1}
+	r := Result{WeightPercent: WeightNotReported}
 	for i, w := range words {
 		switch lw := strings.ToLower(w); {
 		case lw == "up" || lw == "ready":

@@ -60,7 +60,12 @@ type Result struct {
 }
 
 // Up returns the Result of a plain pass/fail check.
-func Up(err error) Result { return Result{Err: err, WeightPercent: -1} }
+func Up(err error) Result { return Result{Err: err, WeightPercent: WeightNotReported} }
+
+// WeightNotReported is a WeightPercent that no agent reported: the
+// configured weight is used as is. It is the one spelling of "no weight"
+// for checks, health and the director.
+const WeightNotReported = -1
 
 // Checker is a pass/fail check: nil means healthy.
 type Checker interface {

@@ -3,7 +3,7 @@
 // an operator would use instead (`ipvsadm -R`, keepalived), all in one
 // kernel so that only the ratios matter. It runs as root where
 // /proc/net/ip_vs exists: in the lab guest (`make bench`,
-// cmd/lab bench) or, for the smoke test, under `lab test`.
+// integration/cmd/lab bench) or, for the smoke test, under `lab test`.
 package bench
 
 import (

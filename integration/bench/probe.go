@@ -49,16 +49,12 @@ func Probe(ctx context.Context, w io.Writer, prof io.Writer, work string, n, bac
 	ops := director.Plan(desired, actual, func(ipvs.ServiceKey) bool { return true })
 	fmt.Fprintf(w, "probe %d: desired+plan %s (%d ops)\n", n, time.Since(t), len(ops))
 	// From empty, the plan is only adds.
-	ws := make([]ipvs.Write, len(ops))
-	for i, op := range ops {
-		kind := ipvs.WriteAddService
-		if op.Kind == director.AddDest {
-			kind = ipvs.WriteAddDest
-		} else if op.Kind != director.AddService {
+	for _, op := range ops {
+		if op.Kind != ipvs.WriteAddService && op.Kind != ipvs.WriteAddDest {
 			return fmt.Errorf("probe: unexpected op %s from an empty table", op)
 		}
-		ws[i] = ipvs.Write{Kind: kind, Service: op.Service, Dest: op.Dest}
 	}
+	ws := ops
 	t = time.Now()
 	for i, err := range k.WriteBatch(ctx, ws) {
 		if err != nil {

@@ -13,16 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Operation names passed to Fail and counted in Writes.
-const (
-	OpDump              = "dump"
-	OpAddService        = "add-service"
-	OpUpdateService     = "update-service"
-	OpDeleteService     = "delete-service"
-	OpAddDestination    = "add-destination"
-	OpUpdateDestination = "update-destination"
-	OpDeleteDestination = "delete-destination"
-)
+// OpDump is the operation name Fail sees for reads; writes are named by
+// their ipvs.WriteKind's String ("add-destination", ...).
+const OpDump = "dump"
 
 type service struct {
 	svc   ipvs.Service
@@ -38,7 +31,7 @@ type Fake struct {
 
 	mu     sync.Mutex
 	svcs   map[ipvs.ServiceKey]*service
-	writes map[string]int
+	writes map[ipvs.WriteKind]int
 }
 
 var _ ipvs.IPVS = (*Fake)(nil)
@@ -49,7 +42,7 @@ func New() *Fake { return &Fake{} }
 func (f *Fake) init() {
 	if f.svcs == nil {
 		f.svcs = make(map[ipvs.ServiceKey]*service)
-		f.writes = make(map[string]int)
+		f.writes = make(map[ipvs.WriteKind]int)
 	}
 }
 
@@ -65,25 +58,35 @@ func (f *Fake) begin(ctx context.Context, op string, key ipvs.ServiceKey, dst *i
 			return err
 		}
 	}
-	if op != OpDump {
-		f.writes[op]++
-	}
 	return nil
 }
 
-// Writes returns how many write operations were attempted past the failure
-// hook, by operation, and in total.
-func (f *Fake) Writes() (map[string]int, int) {
+// WritesByKind returns how many writes were attempted past the failure
+// hook, by kind, and in total.
+func (f *Fake) WritesByKind() (map[ipvs.WriteKind]int, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.init()
-	out := make(map[string]int, len(f.writes))
+	out := make(map[ipvs.WriteKind]int, len(f.writes))
 	total := 0
 	for k, v := range f.writes {
 		out[k] = v
 		total += v
 	}
 	return out, total
+}
+
+// Writes is the total of WritesByKind.
+func (f *Fake) Writes() uint64 {
+	_, n := f.WritesByKind()
+	return uint64(n)
+}
+
+// count records a write that got past the failure hook; f.mu is held.
+func (f *Fake) count(k ipvs.WriteKind, hookErr error) {
+	if hookErr == nil {
+		f.writes[k]++
+	}
 }
 
 // ResetWrites zeroes the write counters.
@@ -132,10 +135,10 @@ func (f *Fake) Dump(ctx context.Context) ([]ipvs.Entry, error) {
 	return out, nil
 }
 
-// survey is what the kernel adapter's Survey returns: Dump without the
-// destinations' thresholds, fwmark services inexact. Only Surveying
-// offers it, so tests choose their path.
-func (f *Fake) survey(ctx context.Context) ([]ipvs.Entry, []ipvs.ServiceKey, error) {
+// Survey is what the kernel client's Survey returns: Dump without the
+// destinations' thresholds, fwmark services inexact (with no
+// destinations).
+func (f *Fake) Survey(ctx context.Context) ([]ipvs.Entry, []ipvs.ServiceKey, error) {
 	all, err := f.Dump(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -154,19 +157,32 @@ func (f *Fake) survey(ctx context.Context) ([]ipvs.Entry, []ipvs.ServiceKey, err
 	return all, inexact, nil
 }
 
-// Surveying wraps f so that it also offers Survey (ipvs.Surveyor).
-func Surveying(f *Fake) interface {
-	ipvs.IPVS
-	ipvs.ServiceDumper
-	ipvs.Surveyor
-} {
-	return surveying{f}
+// WriteBatch applies ws one by one, as the kernel does a batch.
+func (f *Fake) WriteBatch(ctx context.Context, ws []ipvs.Write) []error {
+	errs := make([]error, len(ws))
+	for i, w := range ws {
+		errs[i] = f.write(ctx, w)
+	}
+	return errs
 }
 
-type surveying struct{ *Fake }
-
-func (s surveying) Survey(ctx context.Context) ([]ipvs.Entry, []ipvs.ServiceKey, error) {
-	return s.survey(ctx)
+func (f *Fake) write(ctx context.Context, w ipvs.Write) error {
+	key := w.Service.ServiceKey
+	switch w.Kind {
+	case ipvs.WriteAddService:
+		return f.AddService(ctx, w.Service)
+	case ipvs.WriteUpdateService:
+		return f.UpdateService(ctx, w.Service)
+	case ipvs.WriteDeleteService:
+		return f.DeleteService(ctx, key)
+	case ipvs.WriteAddDest:
+		return f.AddDestination(ctx, key, w.Dest)
+	case ipvs.WriteUpdateDest:
+		return f.UpdateDestination(ctx, key, w.Dest)
+	case ipvs.WriteDeleteDest:
+		return f.DeleteDestination(ctx, key, w.Dest)
+	}
+	return fmt.Errorf("fake: unknown write kind %d: %w", w.Kind, unix.EINVAL)
 }
 
 // DumpServices is Dump restricted to keys (counted as one dump).
@@ -212,7 +228,8 @@ func normalService(s ipvs.Service) ipvs.Service {
 }
 
 func (f *Fake) AddService(ctx context.Context, s ipvs.Service) error {
-	err := f.begin(ctx, OpAddService, s.ServiceKey, nil)
+	err := f.begin(ctx, ipvs.WriteAddService.String(), s.ServiceKey, nil)
+	f.count(ipvs.WriteAddService, err)
 	defer f.mu.Unlock()
 	if err == nil {
 		err = validService(s)
@@ -232,7 +249,8 @@ func (f *Fake) AddService(ctx context.Context, s ipvs.Service) error {
 }
 
 func (f *Fake) UpdateService(ctx context.Context, s ipvs.Service) error {
-	err := f.begin(ctx, OpUpdateService, s.ServiceKey, nil)
+	err := f.begin(ctx, ipvs.WriteUpdateService.String(), s.ServiceKey, nil)
+	f.count(ipvs.WriteUpdateService, err)
 	defer f.mu.Unlock()
 	if err == nil {
 		err = validService(s)
@@ -253,7 +271,8 @@ func (f *Fake) UpdateService(ctx context.Context, s ipvs.Service) error {
 
 func (f *Fake) DeleteService(ctx context.Context, k ipvs.ServiceKey) error {
 	k = normalService(ipvs.Service{ServiceKey: k}).ServiceKey
-	err := f.begin(ctx, OpDeleteService, k, nil)
+	err := f.begin(ctx, ipvs.WriteDeleteService.String(), k, nil)
+	f.count(ipvs.WriteDeleteService, err)
 	defer f.mu.Unlock()
 	if err == nil {
 		if _, ok := f.svcs[k]; !ok {
@@ -270,8 +289,10 @@ func (f *Fake) DeleteService(ctx context.Context, k ipvs.ServiceKey) error {
 
 // destOp runs the common part of the destination calls: the hook, the
 // service lookup (ESRCH like the kernel) and validation.
-func (f *Fake) destOp(ctx context.Context, op string, k ipvs.ServiceKey, d ipvs.Destination, full bool) (*service, error) {
-	if err := f.begin(ctx, op, k, &d); err != nil {
+func (f *Fake) destOp(ctx context.Context, op ipvs.WriteKind, k ipvs.ServiceKey, d ipvs.Destination, full bool) (*service, error) {
+	err := f.begin(ctx, op.String(), k, &d)
+	f.count(op, err)
+	if err != nil {
 		return nil, err
 	}
 	s, ok := f.svcs[normalService(ipvs.Service{ServiceKey: k}).ServiceKey]
@@ -304,7 +325,7 @@ func written(d ipvs.Destination, old ipvs.Destination) ipvs.Destination {
 }
 
 func (f *Fake) AddDestination(ctx context.Context, k ipvs.ServiceKey, d ipvs.Destination) error {
-	s, err := f.destOp(ctx, OpAddDestination, k, d, true)
+	s, err := f.destOp(ctx, ipvs.WriteAddDest, k, d, true)
 	defer f.mu.Unlock()
 	if err == nil {
 		if _, ok := s.dests[d.Key()]; ok {
@@ -320,7 +341,7 @@ func (f *Fake) AddDestination(ctx context.Context, k ipvs.ServiceKey, d ipvs.Des
 }
 
 func (f *Fake) UpdateDestination(ctx context.Context, k ipvs.ServiceKey, d ipvs.Destination) error {
-	s, err := f.destOp(ctx, OpUpdateDestination, k, d, true)
+	s, err := f.destOp(ctx, ipvs.WriteUpdateDest, k, d, true)
 	defer f.mu.Unlock()
 	if err == nil {
 		if old, ok := s.dests[d.Key()]; !ok {
@@ -336,7 +357,7 @@ func (f *Fake) UpdateDestination(ctx context.Context, k ipvs.ServiceKey, d ipvs.
 }
 
 func (f *Fake) DeleteDestination(ctx context.Context, k ipvs.ServiceKey, d ipvs.Destination) error {
-	s, err := f.destOp(ctx, OpDeleteDestination, k, d, false)
+	s, err := f.destOp(ctx, ipvs.WriteDeleteDest, k, d, false)
 	defer f.mu.Unlock()
 	if err == nil {
 		if _, ok := s.dests[d.Key()]; !ok {

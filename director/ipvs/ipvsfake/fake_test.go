@@ -85,7 +85,7 @@ func TestFailHookAndWrites(t *testing.T) {
 	f := New()
 	boom := errors.New("boom")
 	f.Fail = func(op string, k ipvs.ServiceKey, d *ipvs.Destination) error {
-		if op == OpAddDestination && d.Address == d2.Address {
+		if op == ipvs.WriteAddDest.String() && d.Address == d2.Address {
 			return boom
 		}
 		return nil
@@ -102,12 +102,38 @@ func TestFailHookAndWrites(t *testing.T) {
 	if _, err := f.Dump(ctx); err != nil {
 		t.Fatal(err)
 	}
-	m, n := f.Writes()
-	if n != 2 || m[OpAddService] != 1 || m[OpAddDestination] != 1 {
+	m, n := f.WritesByKind()
+	if n != 2 || m[ipvs.WriteAddService] != 1 || m[ipvs.WriteAddDest] != 1 {
 		t.Errorf("writes = %v (%d), want one service add and one destination add", m, n)
 	}
 	got, _ := f.Dump(ctx)
 	if len(got[0].Destinations) != 1 {
 		t.Errorf("failed add changed the table: %+v", got)
+	}
+}
+
+// A batch through the interface applies in order, and a failed change
+// does not stop the next (as the kernel client's batches do).
+func TestWriteBatchInOrder(t *testing.T) {
+	ctx := context.Background()
+	var k ipvs.IPVS = New()
+	errs := k.WriteBatch(ctx, []ipvs.Write{
+		{Kind: ipvs.WriteAddService, Service: svc},
+		{Kind: ipvs.WriteAddService, Service: svc}, // exists
+		{Kind: ipvs.WriteAddDest, Service: svc, Dest: d1},
+		{Kind: ipvs.WriteUpdateDest, Service: svc, Dest: ipvs.Destination{Address: d1.Address, Port: d1.Port, Weight: 3, Forwarding: d1.Forwarding}},
+	})
+	if errs[0] != nil || !errors.Is(errs[1], unix.EEXIST) || errs[2] != nil || errs[3] != nil {
+		t.Fatalf("errors %v", errs)
+	}
+	got, err := k.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || len(got[0].Destinations) != 1 || got[0].Destinations[0].Weight != 3 {
+		t.Errorf("table %+v", got)
+	}
+	if k.Writes() != 4 {
+		t.Errorf("writes = %d, want 4", k.Writes())
 	}
 }

@@ -1,7 +1,7 @@
 // Command benchguest runs golvs's scale benchmark inside a kernel with IPVS
 // (the lab guest): for each size it times `ipvsadm -R`, keepalived and the
 // director on the same table, prints the table and writes the raw figures.
-// `go run ./cmd/lab bench` (make bench) builds and boots it.
+// `go run ./integration/cmd/lab bench` (make bench) builds and boots it.
 //
 //	benchguest -director bin/director [-sizes 100,1000,5000] [-backends 4] [-rounds 3] [-out FILE|-]
 //
@@ -24,7 +24,7 @@ import (
 	"github.com/golvs/golvs/integration/bench"
 )
 
-// Markers around the raw figures on stdout (cmd/lab bench looks for them).
+// Markers around the raw figures on stdout (integration/cmd/lab bench looks for them).
 const (
 	RawBegin = "GOLVS-BENCH-RAW-BEGIN"
 	RawEnd   = "GOLVS-BENCH-RAW-END"

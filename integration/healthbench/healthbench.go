@@ -1,4 +1,7 @@
-package health
+// Package healthbench measures the health monitor at scale: many
+// TCP-checked backends against local listeners (make bench-health). It is
+// a benchmark harness, not part of the director.
+package healthbench
 
 import (
 	"context"
@@ -17,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/golvs/golvs/config"
+	"github.com/golvs/golvs/health"
 	"github.com/golvs/golvs/health/check"
 )
 
@@ -135,8 +139,7 @@ func RunLoadBench(ctx context.Context, cfg LoadConfig) (LoadReport, error) {
 		}
 		return counted(p, count), nil
 	}
-	m := New(slog.New(slog.DiscardHandler), nil, WithRand(rand.NewPCG(1, 2)), WithProbers(probers))
-	m.started = func(scheduled, actual time.Time) {
+	observe := func(scheduled, actual time.Time) {
 		if !measuring.Load() {
 			return
 		}
@@ -145,9 +148,11 @@ func RunLoadBench(ctx context.Context, cfg LoadConfig) (LoadReport, error) {
 		mu.Unlock()
 	}
 	chk := &config.Check{Type: config.CheckTCP, Interval: interval, Timeout: interval, Rise: 1, Fall: 1}
-	targets := make([]Target, n)
+	m := health.New(slog.New(slog.DiscardHandler), nil, health.WithRand(rand.NewPCG(1, 2)),
+		health.WithProbers(probers), health.WithStartObserver(observe))
+	targets := make([]health.Target, n)
 	for i := range targets {
-		targets[i] = Target{
+		targets[i] = health.Target{
 			Service: fmt.Sprintf("bench%d", i/len(acc.addrs)),
 			Backend: acc.addrs[i%len(acc.addrs)],
 			Check:   chk,

@@ -1,0 +1,127 @@
+package director
+
+import (
+	"net/netip"
+
+	"github.com/golvs/golvs/config"
+	"github.com/golvs/golvs/health"
+)
+
+// Mode is how a director's addresses reach the network.
+type Mode int
+
+const (
+	// Static: no [failover]: the director holds every VIP for as long as
+	// it runs.
+	Static Mode = iota
+	// VRRP: the VIPs move together to the VRRP master.
+	VRRP
+	// Routed: each VIP is announced on its own (BGP) while this director
+	// can serve it.
+	Routed
+)
+
+// Situation is everything the address decision depends on.
+type Situation struct {
+	Topo   *config.Topology
+	Health HealthView
+	Mode   Mode
+	// Master: with VRRP, this director is the master now.
+	Master bool
+}
+
+// Decision is which addresses this director should hold now, and what the
+// tracking policy asks of VRRP.
+type Decision struct {
+	// Hold is every address to have on the network, sorted. An announcer
+	// applies it whole (Set), adding before removing.
+	Hold []netip.Addr
+	// Fault: no service has a healthy backend, so this director should
+	// hand the VIPs to a peer that may reach its real servers (VRRP fault,
+	// or a priority lowered by track_decrement).
+	Fault  bool
+	Reason string
+}
+
+// Announce decides. It is a pure function of the situation: the caller
+// applies Hold with an announcer and Fault with VRRP, and calls it again
+// whenever health, the VRRP state or the topology changes.
+func Announce(s Situation) Decision {
+	var d Decision
+	view := s.Health
+	if view == nil {
+		view = upView{}
+	}
+	d.Fault = noHealthyBackend(s.Topo, view)
+	d.Reason = "a service has a healthy backend"
+	if d.Fault {
+		d.Reason = "no service has a healthy backend"
+	}
+	switch s.Mode {
+	case Static:
+		d.Hold = VIPs(s.Topo)
+	case VRRP:
+		if s.Master {
+			d.Hold = VIPs(s.Topo)
+		}
+	case Routed:
+		d.Hold = servableVIPs(s.Topo, view)
+	}
+	return d
+}
+
+// noHealthyBackend reports whether every service with backends has none
+// up. Backends not checked yet count as up: a restart is not a fault.
+func noHealthyBackend(topo *config.Topology, view HealthView) bool {
+	if topo == nil {
+		return false
+	}
+	any := false
+	for i := range topo.Services {
+		s := &topo.Services[i]
+		for _, b := range s.Backends {
+			any = true
+			if st := view.Backend(s.Name, b.AddrPort()); st.Up || !st.Checked {
+				return false
+			}
+		}
+	}
+	return any
+}
+
+// servableVIPs lists the VIPs of which some service has enough healthy
+// backends (its quorum, at least one): a routed director withdraws the
+// others so the router sends their traffic to a director that can serve
+// it. A service with a sorry server can always serve.
+func servableVIPs(topo *config.Topology, view HealthView) []netip.Addr {
+	if topo == nil {
+		return nil
+	}
+	ok := map[netip.Addr]bool{}
+	for i := range topo.Services {
+		s := &topo.Services[i]
+		if s.FWMark != 0 || !s.Address.IsValid() || ok[s.Address] {
+			continue
+		}
+		up := 0
+		for _, b := range s.Backends {
+			st := view.Backend(s.Name, b.AddrPort())
+			if !st.Checked {
+				st = health.Initial(s.Check, st.Since)
+			}
+			if (st.Up || !st.Checked) && !st.Drain {
+				up++
+			}
+		}
+		if up >= max(s.Quorum, 1) || s.SorryServer.IsValid() {
+			ok[s.Address] = true
+		}
+	}
+	var out []netip.Addr
+	for _, a := range VIPs(topo) {
+		if ok[a] {
+			out = append(out, a)
+		}
+	}
+	return out
+}

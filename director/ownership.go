@@ -1,0 +1,79 @@
+package director
+
+import (
+	"maps"
+
+	"github.com/golvs/golvs/director/ipvs"
+)
+
+// Ownership: a service is ours when the file names it or the state file
+// says we created it; nothing else is ever touched. A pass records the
+// services it is about to create before creating them, so a crash
+// mid-pass cannot leave an unowned service of ours behind, and forgets
+// deleted ones after deleting them.
+
+// loadStateLocked reads the state file once. r.mu must be held.
+func (r *Reconciler) loadStateLocked() {
+	if r.stateLoaded {
+		return
+	}
+	r.stateLoaded = true
+	st, err := readState(r.stateFile)
+	if err != nil {
+		// Losing ownership memory only means a service removed while we
+		// were down is left in place: run on, loudly.
+		r.log.Error("state file unreadable; starting without it", "err", err)
+		return
+	}
+	for _, k := range st.Services {
+		r.owned[k] = true
+	}
+	for _, d := range st.Drains {
+		r.opDrains[d] = true
+	}
+	r.drainsGen++
+}
+
+// saveStateLocked persists owned and operator drains. r.mu must be held.
+func (r *Reconciler) saveStateLocked() error {
+	st := state{Services: make([]ipvs.ServiceKey, 0, len(r.owned))}
+	for k := range r.owned {
+		st.Services = append(st.Services, k)
+	}
+	for d := range r.opDrains {
+		st.Drains = append(st.Drains, d)
+	}
+	return writeState(r.stateFile, st)
+}
+
+// setOwned replaces the owned set and persists it when it changed.
+func (r *Reconciler) setOwned(owned map[ipvs.ServiceKey]bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if maps.Equal(owned, r.owned) {
+		return nil
+	}
+	r.owned = owned
+	return r.saveStateLocked()
+}
+
+// subset reports whether every key of a is in b.
+func subset(a, b map[ipvs.ServiceKey]bool) bool {
+	if len(a) > len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func sameKeys(a, b map[ipvs.ServiceKey]bool) bool { return len(a) == len(b) && subset(a, b) }
+
+func (r *Reconciler) ownedNow() map[ipvs.ServiceKey]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.owned
+}

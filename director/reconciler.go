@@ -1,0 +1,197 @@
+package director
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/golvs/golvs/config"
+	"github.com/golvs/golvs/director/ipvs"
+)
+
+// Errors of operator requests, for errors.Is.
+var (
+	ErrUnknownService = errors.New("unknown service")
+	ErrUnknownBackend = errors.New("unknown backend")
+)
+
+// DefaultDrainPoll is how often a pass runs while a backend drains, to see
+// its connections reach 0 soon after they do.
+const DefaultDrainPoll = time.Second
+
+// Options are the Reconciler's dependencies.
+type Options struct {
+	Kernel ipvs.IPVS
+	Health HealthView // nil = every backend up; call Kick when it changes
+	Logger *slog.Logger
+	Now    func() time.Time // nil = time.Now; drains are timed with it
+	// StateFile overrides the topology's Director.StateFile; "" keeps it.
+	// When both are empty, nothing is persisted.
+	StateFile string
+	DrainPoll time.Duration // 0 = DefaultDrainPoll
+	// AfterBulkPass, if set, runs after a pass that applied more than a
+	// few dozen changes (a cold start, a large reload).
+	AfterBulkPass func()
+}
+
+// destKey is one destination of one kernel service.
+type destKey struct {
+	Service ipvs.ServiceKey
+	Dest    netip.AddrPort
+}
+
+// Reconciler keeps the kernel's IPVS table equal to the topology: every
+// pass reads the kernel once, computes the desired table from config and
+// health, and applies the difference. Passes run on a timer
+// (resync_interval) and on Kick.
+//
+// Ownership: a service is ours when the file names it or the state file
+// says we created it; nothing else is ever touched. A service removed from
+// the file is deleted at once (its connections are not drained); a backend
+// removed from the file, or down with on_failure=remove, is drained first:
+// it stays with weight 0 until the kernel reports no connections or the
+// service's drain_timeout has passed.
+type Reconciler struct {
+	kernel    ipvs.IPVS
+	health    HealthView
+	log       *slog.Logger
+	now       func() time.Time
+	stateFile string
+	drainPoll time.Duration
+	afterBulk func()
+
+	kick  chan struct{}
+	rearm chan struct{} // a drain began outside Run's passes
+	pass  sync.Mutex    // one pass at a time
+
+	mu          sync.Mutex
+	topo        *config.Topology
+	stateLoaded bool
+	owned       map[ipvs.ServiceKey]bool // as last persisted
+	opDrains    map[drainKey]bool        // operator drains, persisted
+	draining    map[destKey]time.Time    // leaving destinations, since when
+	reloaded    bool                     // SetConfig since the last pass
+	idx         *topoIndex               // of idxOf
+	passes      uint64                   // full passes run, for FullDumpEvery
+	drainsGen   uint64                   // changes of opDrains
+	// cache is the last pass's desired table (held under pass).
+	cache struct {
+		key desiredKey
+		val []ipvs.Entry
+	}
+	idxOf *config.Topology
+}
+
+// NewReconciler builds a Reconciler for topo (already validated). It starts
+// nothing and touches neither the kernel nor the state file.
+func NewReconciler(opts Options, topo *config.Topology) *Reconciler {
+	r := &Reconciler{
+		kernel:    opts.Kernel,
+		health:    opts.Health,
+		log:       opts.Logger,
+		now:       opts.Now,
+		stateFile: opts.StateFile,
+		drainPoll: opts.DrainPoll,
+		afterBulk: opts.AfterBulkPass,
+		kick:      make(chan struct{}, 1),
+		rearm:     make(chan struct{}, 1),
+		topo:      topo,
+		owned:     map[ipvs.ServiceKey]bool{},
+		opDrains:  map[drainKey]bool{},
+		draining:  map[destKey]time.Time{},
+	}
+	if r.health == nil {
+		r.health = upView{}
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.drainPoll <= 0 {
+		r.drainPoll = DefaultDrainPoll
+	}
+	if r.stateFile == "" && topo != nil {
+		r.stateFile = topo.Director.StateFile
+	}
+	return r
+}
+
+// Kick asks for a pass soon. It never blocks; kicks coalesce.
+func (r *Reconciler) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// SetConfig swaps in a new (validated) topology and kicks a pass, which
+// applies the difference only.
+func (r *Reconciler) SetConfig(topo *config.Topology) {
+	r.mu.Lock()
+	r.topo = topo
+	r.reloaded = true
+	r.mu.Unlock()
+	r.Kick()
+}
+
+// Config returns the topology in force.
+func (r *Reconciler) Config() *config.Topology {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.topo
+}
+
+// Run reconciles until ctx ends; it returns nil then. A failed pass is
+// logged and retried on the next one.
+func (r *Reconciler) Run(ctx context.Context) error {
+	for {
+		if err := r.Sync(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("reconcile pass failed; retrying on the next pass", "err", err)
+		}
+		due := time.Now().Add(r.resyncInterval())
+		if err := r.waitPass(ctx, due); err != nil {
+			return nil
+		}
+	}
+}
+
+// waitPass waits until the next pass is due: at due, on Kick, or a drain
+// poll from now while backends drain (a reload pass may start a drain
+// while this waits: it rearms).
+func (r *Reconciler) waitPass(ctx context.Context, due time.Time) error {
+	for {
+		wait := time.Until(due)
+		r.mu.Lock()
+		if len(r.draining) > 0 {
+			wait = min(wait, r.drainPoll)
+		}
+		r.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+			return nil
+		case <-r.kick:
+			t.Stop()
+			return nil
+		case <-r.rearm:
+			t.Stop()
+		}
+	}
+}
+
+func (r *Reconciler) resyncInterval() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.topo != nil && r.topo.Director.ResyncInterval > 0 {
+		return r.topo.Director.ResyncInterval
+	}
+	return config.DefaultResyncInterval
+}

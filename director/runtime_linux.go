@@ -1,0 +1,435 @@
+package director
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golvs/golvs/config"
+	"github.com/golvs/golvs/director/ipvs"
+	"github.com/golvs/golvs/director/metrics"
+	"github.com/golvs/golvs/director/vip"
+	"github.com/golvs/golvs/director/vrrp"
+	"github.com/golvs/golvs/health"
+)
+
+// Runtime is the running director: the reconciler, the health monitor,
+// the address announcer (with VRRP when the file has [failover]), the
+// control socket and metrics, and reloads. cmd/director builds one from
+// its flags and calls Run.
+type Runtime struct {
+	Path          string // the topology file, read again on reload
+	Priority      int    // --priority: overrides [failover] priority; 0 = the file's
+	CleanupOnExit bool   // remove what this director owns when Run ends
+	Log           *slog.Logger
+
+	// Test seams; zero values mean the real host.
+	Kernel    ipvs.IPVS // nil = the kernel's IPVS
+	ProcSys   string    // "" = /proc/sys
+	NetnsPath string    // network namespace of the VIP interface
+	Ready     func()    // called once everything runs
+
+	rec     *Reconciler
+	monitor *health.Monitor
+	vips    *vip.Holder
+	vrrp    *vrrp.Runner  // nil without [failover]
+	master  atomic.Bool   // with failover: VIPs are ours only while master
+	track   chan struct{} // health or topology changed: decide again
+	sysctls []SysctlChange
+	holdMu  sync.Mutex // one Set of the addresses at a time
+
+	mu   sync.Mutex
+	topo *config.Topology
+}
+
+// Reconciler is the runtime's reconciler, once Run has started.
+func (rt *Runtime) Reconciler() *Reconciler { return rt.rec }
+
+// ApplyPriority puts --priority into topo's [failover].
+func (rt *Runtime) ApplyPriority(topo *config.Topology) {
+	if rt.Priority == 0 {
+		return
+	}
+	if topo.Failover == nil {
+		rt.Log.Warn("--priority given but the file has no [failover]; ignored")
+		return
+	}
+	topo.Failover.Priority = uint8(rt.Priority)
+}
+
+// targets lists every configured backend for the health monitor.
+func targets(topo *config.Topology) []health.Target {
+	var out []health.Target
+	for i := range topo.Services {
+		s := &topo.Services[i]
+		for _, b := range s.Backends {
+			out = append(out, health.Target{Service: s.Name, Backend: b.AddrPort(), Check: s.Check})
+		}
+	}
+	return out
+}
+
+// Run runs the director with topo (already loaded and validated) until ctx
+// ends (SIGTERM/SIGINT); a value on reload (SIGHUP) reads the file again.
+func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan os.Signal) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if rt.ProcSys == "" {
+		rt.ProcSys = "/proc/sys"
+	}
+	if rt.Log == nil {
+		rt.Log = slog.New(slog.DiscardHandler)
+	}
+	rt.ApplyPriority(topo)
+	rt.topo = topo
+	kernel := rt.Kernel
+	if kernel == nil {
+		k := ipvs.NewKernel()
+		defer k.Close()
+		if err := k.Open(); err != nil {
+			return fmt.Errorf("IPVS unavailable: %w", err)
+		}
+		kernel = k
+	}
+
+	var rec *Reconciler
+	rt.track = make(chan struct{}, 1)
+	rt.monitor = health.New(rt.Log.With("part", "health"), func() {
+		rec.Kick()
+		kick(rt.track)
+	})
+	rec = NewReconciler(Options{
+		Kernel: kernel,
+		Health: rt.monitor,
+		Logger: rt.Log.With("part", "ipvs"),
+		// A cold start or a large reload leaves megabytes of garbage
+		// (the decoded file, the plan): hand it back at once, rather
+		// than let a collection run into the next small reload, which
+		// it would slow several times over on a busy CPU.
+		AfterBulkPass: debug.FreeOSMemory,
+	}, topo)
+	rt.rec = rec
+	if err := rt.monitor.Update(targets(topo)); err != nil {
+		rt.Log.Warn("some checks could not be built; their backends stay down", "err", err)
+	}
+	rt.setSysctls(topo)
+
+	rt.vips = vip.New(topo.Director.Interface, rt.Log.With("part", "vip"))
+	rt.vips.NetnsPath = rt.NetnsPath
+	// VIPs of the file found on the interface may be a previous run's:
+	// ours to remove while this director should not hold them.
+	rt.vips.Claim(VIPs(topo))
+
+	ctl := &ControlServer{Path: topo.Director.ControlSocket, Controller: rec, Logger: rt.Log.With("part", "control")}
+	parts := map[string]func(context.Context) error{
+		"reconciler": rec.Run,
+		"health":     rt.monitor.Run,
+		"announce":   rt.runAnnounce,
+	}
+	if topo.Failover != nil {
+		// With failover, IPVS is programmed all the time (a backup's table
+		// is ready) and only the addresses follow the VRRP state.
+		r, err := rt.newVRRP(topo)
+		if err != nil {
+			return err
+		}
+		rt.vrrp = r
+		parts["vrrp"] = r.Run
+		ctl.VRRPState = rt.vrrpState
+	} else {
+		rt.hold(ctx)
+	}
+	ln, err := ctl.Listen()
+	if err != nil {
+		return err
+	}
+	parts["control"] = func(ctx context.Context) error { return ctl.Serve(ctx, ln) }
+	if addr := topo.Director.MetricsAddress; addr != "" {
+		mln, err := metrics.Listen(addr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics_address: %w", err)
+		}
+		src := metrics.Source{Status: rec.Status}
+		if rt.vrrp != nil {
+			src.VRRP = func() metrics.VRRPInfo {
+				st := rt.vrrp.Status()
+				return metrics.VRRPInfo{State: st.State.String(), Priority: int(st.Priority)}
+			}
+		}
+		h := metrics.Handler(src, rt.Log.With("part", "metrics"))
+		parts["metrics"] = func(ctx context.Context) error { return metrics.Serve(ctx, mln, h) }
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(parts))
+	for name, fn := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	rt.Log.Info("director running", "config", rt.Path, "services", len(topo.Services), "interface", topo.Director.Interface)
+	if rt.Ready != nil {
+		rt.Ready()
+	}
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-reload:
+			rt.reload(ctx)
+		case runErr = <-errc:
+			stop()
+			break loop
+		}
+	}
+	stop()
+	wg.Wait()
+	rt.Log.Info("director stopping", "cleanup", rt.CleanupOnExit)
+	if rt.CleanupOnExit {
+		if err := rt.cleanup(); err != nil {
+			return errors.Join(runErr, err)
+		}
+	}
+	return runErr
+}
+
+// current returns the topology in force.
+func (rt *Runtime) current() *config.Topology {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.topo
+}
+
+// situation is what the address decision depends on now.
+func (rt *Runtime) situation() Situation {
+	s := Situation{Topo: rt.current(), Health: rt.monitor}
+	if rt.vrrp != nil {
+		s.Mode, s.Master = VRRP, rt.master.Load()
+	}
+	return s
+}
+
+// hold decides and applies the addresses to hold now.
+func (rt *Runtime) hold(ctx context.Context) Decision {
+	rt.holdMu.Lock()
+	defer rt.holdMu.Unlock()
+	d := Announce(rt.situation())
+	if err := rt.vips.Set(ctx, d.Hold); err != nil {
+		rt.Log.Error("could not set the VIPs; retrying on the next change", "err", err)
+	}
+	return d
+}
+
+// runAnnounce decides again whenever health or the topology changes:
+// the addresses to hold, and (with VRRP) fault while no service has a
+// healthy backend, so a director that cannot reach its real servers hands
+// the VIPs to a peer that may.
+func (rt *Runtime) runAnnounce(ctx context.Context) error {
+	fault := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-rt.track:
+		}
+		d := rt.hold(ctx)
+		if rt.vrrp == nil || d.Fault == fault {
+			continue
+		}
+		fault = d.Fault
+		if err := rt.vrrp.SetFault(ctx, d.Fault, d.Reason); err != nil {
+			return nil // ctx ended
+		}
+	}
+}
+
+// reload re-reads the file on SIGHUP. A bad file is reported line by line
+// and the running topology stays; a good one is applied as a diff.
+func (rt *Runtime) reload(ctx context.Context) {
+	start := time.Now()
+	prev := rt.current()
+	// Only the services whose text changed are decoded again.
+	topo, err := config.Reload(rt.Path, prev)
+	parsed := time.Since(start)
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				rt.Log.Error("config error", "error", e.Error())
+			}
+		} else {
+			rt.Log.Error("config unreadable", "err", err)
+		}
+		rt.Log.Error("new configuration rejected; the running one stays in force", "config", rt.Path)
+		return
+	}
+	rt.ApplyPriority(topo)
+	rt.mu.Lock()
+	old := rt.topo
+	rt.topo = topo
+	rt.mu.Unlock()
+	if old.Director.Interface != topo.Director.Interface || old.Director.ControlSocket != topo.Director.ControlSocket ||
+		old.Director.MetricsAddress != topo.Director.MetricsAddress ||
+		old.Director.StateFile != topo.Director.StateFile {
+		rt.Log.Warn("interface, control_socket, metrics_address and state_file changes take effect on restart")
+	}
+	// The kernel first, and only what changed: with thousands of services
+	// the bookkeeping below takes longer than the change itself.
+	changed, goneIdx, diffOK := config.Diff(old, topo)
+	if diffOK {
+		gone := make([]ipvs.ServiceKey, len(goneIdx))
+		for j, i := range goneIdx {
+			gone[j] = Key(&old.Services[i])
+		}
+		if err := rt.rec.ReloadServices(ctx, topo, changed, gone); err != nil {
+			rt.Log.Warn("reload pass failed; the next pass retries", "err", err)
+			rt.rec.Kick()
+		}
+	} else {
+		rt.rec.SetConfig(topo)
+	}
+	applied := time.Since(start)
+	// Checks and sysctls follow the services: with none changed, there is
+	// nothing to redo (and it would cost more than the rest of a reload).
+	if !diffOK || len(changed)+len(goneIdx) > 0 {
+		if err := rt.monitor.Update(targets(topo)); err != nil {
+			rt.Log.Warn("some checks could not be built; their backends stay down", "err", err)
+		}
+		rt.setSysctls(topo)
+	}
+	rt.hold(ctx)
+	kick(rt.track)
+	if !sameFailover(old, topo) {
+		rt.Log.Warn("[failover] changes (and the VIPs a running VRRP instance announces) take effect on restart")
+	}
+	// Collect now, while nothing waits: the reload's garbage (at least a
+	// copy of the file) would otherwise start a collection in the middle
+	// of the next one, slowing it several times over on a busy CPU.
+	if !diffOK || len(changed)+len(goneIdx) > 64 {
+		debug.FreeOSMemory() // the whole file was decoded again
+	} else {
+		runtime.GC()
+	}
+	rt.Log.Info("configuration reloaded", "config", rt.Path, "services", len(topo.Services),
+		"read", parsed, "kernel", applied, "took", time.Since(start))
+}
+
+func (rt *Runtime) setSysctls(topo *config.Topology) {
+	changed, err := ApplySysctls(rt.ProcSys, NeededSysctls(topo), rt.Log)
+	rt.sysctls = append(rt.sysctls, changed...)
+	if err != nil {
+		rt.Log.Error("sysctls", "err", err)
+	}
+}
+
+// cleanup removes what this director owns: its IPVS services, its VIPs,
+// and the sysctls it changed.
+func (rt *Runtime) cleanup() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var msgs []string
+	if err := rt.rec.Cleanup(ctx); err != nil {
+		msgs = append(msgs, err.Error())
+	}
+	rt.vips.Claim(VIPs(rt.current()))
+	if err := rt.vips.Set(ctx, nil); err != nil {
+		msgs = append(msgs, err.Error())
+	}
+	if err := RestoreSysctls(rt.ProcSys, rt.sysctls); err != nil {
+		msgs = append(msgs, err.Error())
+	}
+	if len(msgs) > 0 {
+		return fmt.Errorf("cleanup: %s", strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+// newVRRP builds the failover runner: its transitions decide the
+// addresses again, at once (VRRP announces them right after).
+func (rt *Runtime) newVRRP(topo *config.Topology) (*vrrp.Runner, error) {
+	onState := func(master bool) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			rt.master.Store(master)
+			rt.hold(ctx)
+			return nil
+		}
+	}
+	return vrrp.NewRunner(vrrp.Config{
+		Interface: topo.Director.Interface,
+		Failover:  *topo.Failover,
+		VIPs:      VIPs(topo),
+		Logger:    rt.Log.With("part", "vrrp"),
+	}, vrrp.Hooks{OnMaster: onState(true), OnBackup: onState(false)})
+}
+
+// vrrpState is the one-line VRRP state for `director status`.
+func (rt *Runtime) vrrpState() string {
+	st := rt.vrrp.Status()
+	s := fmt.Sprintf("%s priority %d", st.State, st.Priority)
+	if st.Master.IsValid() {
+		s += fmt.Sprintf(", master %s", st.Master)
+	}
+	if n := len(st.Transitions); n > 0 {
+		t := st.Transitions[n-1]
+		s += fmt.Sprintf(", last %s->%s at %s (%s)", t.From, t.To, t.Time.Format(time.RFC3339), t.Reason)
+	}
+	if drops := formatDrops(st.Drops); drops != "" {
+		// Rejected adverts (unsigned, bad MAC, replays) are what an
+		// operator needs to see a rogue or misconfigured peer.
+		s += ", dropped adverts: " + drops
+	}
+	return s
+}
+
+// formatDrops lists the non-zero drop counters, e.g. "unsigned 12".
+func formatDrops(d vrrp.Drops) string {
+	var parts []string
+	for _, c := range []struct {
+		name string
+		n    uint64
+	}{
+		{"ttl", d.TTL}, {"interface", d.Interface}, {"destination", d.Destination},
+		{"malformed", d.Malformed}, {"vrid", d.VRID}, {"unsigned", d.Unsigned},
+		{"bad-mac", d.BadMAC}, {"replay", d.Replay},
+	} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", c.name, c.n))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sameFailover(a, b *config.Topology) bool {
+	if (a.Failover == nil) != (b.Failover == nil) {
+		return false
+	}
+	if a.Failover != nil && fmt.Sprint(*a.Failover) != fmt.Sprint(*b.Failover) {
+		return false
+	}
+	return slices.Equal(VIPs(a), VIPs(b))
+}
+
+// kick wakes a loop waiting on c without blocking.
+func kick(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,78 @@
+// Package status holds what `director status`, the control socket and
+// the metrics report: per service, per backend. It is plain data, so every
+// reader (CLI, metrics, status page) shares one vocabulary.
+package status
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"text/tabwriter"
+)
+
+// Status is what `director status` shows: per service, per backend.
+type Status struct {
+	Services []ServiceStatus `json:"services"`
+	// VRRP is the failover state ("master", "backup", ...), "" without
+	// failover; filled in by the control server.
+	VRRP string `json:"vrrp,omitempty"`
+}
+
+// ServiceStatus is one configured service.
+type ServiceStatus struct {
+	Name     string          `json:"name"`
+	Key      string          `json:"key"`
+	InKernel bool            `json:"in_kernel"`
+	Backends []BackendStatus `json:"backends"`
+}
+
+// BackendStatus is one backend: configured, or still draining after it
+// left the file, or the sorry server.
+type BackendStatus struct {
+	Address          netip.AddrPort `json:"address"`
+	Configured       bool           `json:"configured"`
+	ConfiguredWeight int            `json:"configured_weight"`
+	InKernel         bool           `json:"in_kernel"`
+	KernelWeight     int            `json:"kernel_weight"`
+	ActiveConns      int            `json:"active_conns"`
+	InactiveConns    int            `json:"inactive_conns"`
+	Health           string         `json:"health"` // up | down | drain
+	OperatorDrain    bool           `json:"operator_drain"`
+	Draining         bool           `json:"draining"` // leaving: weight 0 until its connections end
+}
+
+// WriteText writes the status as the table `director status` prints.
+func (s Status) WriteText(w io.Writer) error {
+	if s.VRRP != "" {
+		fmt.Fprintf(w, "vrrp: %s\n", s.VRRP)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, sv := range s.Services {
+		state := "in kernel"
+		if !sv.InKernel {
+			state = "NOT IN KERNEL"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", sv.Name, sv.Key, state)
+		fmt.Fprintf(tw, "  BACKEND\tHEALTH\tWEIGHT\tKERNEL\tACTIVE\tINACTIVE\tNOTE\n")
+		for _, b := range sv.Backends {
+			weight, kernel := "-", "-"
+			if b.Configured {
+				weight = fmt.Sprint(b.ConfiguredWeight)
+			}
+			if b.InKernel {
+				kernel = fmt.Sprint(b.KernelWeight)
+			}
+			note := ""
+			switch {
+			case b.OperatorDrain:
+				note = "drained by operator"
+			case b.Draining:
+				note = "draining"
+			case !b.Configured:
+				note = "not configured"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.Address, b.Health, weight, kernel, b.ActiveConns, b.InactiveConns, note)
+		}
+	}
+	return tw.Flush()
+}
