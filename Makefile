@@ -29,11 +29,19 @@ build: go-check
 deb: go-check
 	$(GO) run ./packaging/cmd/mkdeb -o $(BIN)
 
-# gofmt from the toolchain go.mod selects, so that CI and editors agree.
+# gofmt from the toolchain go.mod selects, so that CI and editors agree;
+# go vet of every file, the lab- and bench-tagged ones too; staticcheck;
+# and the portable packages (config, IPVS types, VRRP codec and state
+# machine, status) built for another OS, so Linux-only code stays marked.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+PORTABLE := ./config/... ./director/ipvs ./director/vrrp ./director/status
 vet: go-check
 	@bad=$$($(GO) run cmd/gofmt -l $$(git ls-files '*.go')); \
 	  [ -z "$$bad" ] || { echo "error: not gofmt-ed (make fmt): $$bad"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags 'lab bench' ./...
+	$(GO) run $(STATICCHECK) ./...
+	GOOS=darwin $(GO) build $(PORTABLE)
 
 # Unit tests (the in-memory IPVS fake, checkers on loopback, realserver and
 # VRRP in network namespaces on this host), then the lab end-to-end suite in a

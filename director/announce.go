@@ -1,11 +1,21 @@
 package director
 
 import (
+	"context"
 	"net/netip"
 
 	"github.com/golvs/golvs/config"
-	"github.com/golvs/golvs/health"
 )
+
+// Announcer puts a whole set of addresses on the network: vip.Holder on
+// this host's interface (always, or while VRRP master), and to come, BGP
+// routes. Set is idempotent, adds before it removes, and removes only
+// addresses it set or that were claimed as possibly its own from before a
+// restart (Claim).
+type Announcer interface {
+	Claim(addrs []netip.Addr)
+	Set(ctx context.Context, want []netip.Addr) error
+}
 
 // Mode is how a director's addresses reach the network.
 type Mode int
@@ -103,17 +113,7 @@ func servableVIPs(topo *config.Topology, view HealthView) []netip.Addr {
 		if s.FWMark != 0 || !s.Address.IsValid() || ok[s.Address] {
 			continue
 		}
-		up := 0
-		for _, b := range s.Backends {
-			st := view.Backend(s.Name, b.AddrPort())
-			if !st.Checked {
-				st = health.Initial(s.Check, st.Since)
-			}
-			if (st.Up || !st.Checked) && !st.Drain {
-				up++
-			}
-		}
-		if up >= max(s.Quorum, 1) || s.SorryServer.IsValid() {
+		if q := ServiceQuorum(s, view); q.Serving >= max(q.Needed, 1) || s.SorryServer.IsValid() {
 			ok[s.Address] = true
 		}
 	}

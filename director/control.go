@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/golvs/golvs/internal/netlimit"
 )
 
 // Controller is what the control socket serves; *Reconciler is one.
@@ -33,8 +35,11 @@ type ControlServer struct {
 	Path       string
 	Controller Controller
 	Logger     *slog.Logger
-	// VRRPState, when set, fills Status.VRRP.
-	VRRPState func() string
+	// VRRPState, when set, fills Status.VRRP and Status.VRRPTransitions.
+	VRRPState func() (state string, transitions []string)
+	// Limits bounds clients' time, headers and connections; nil means
+	// netlimit.Control() (tests shorten it).
+	Limits *netlimit.Limits
 }
 
 // ErrAlreadyRunning means another process answers on the control socket.
@@ -59,8 +64,15 @@ func (s *ControlServer) Listen() (net.Listener, error) {
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", s.Path, ErrAlreadyRunning)
 	}
-	if err := os.Remove(s.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("control socket: remove stale: %w", err)
+	// Only a socket is ever removed: a path naming anything else is a
+	// mistake in the file, not a stale socket.
+	if fi, err := os.Lstat(s.Path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("control socket %s: exists and is not a socket (%s); refusing to remove it", s.Path, fi.Mode().Type())
+		}
+		if err := os.Remove(s.Path); err != nil {
+			return nil, fmt.Errorf("control socket: remove stale: %w", err)
+		}
 	}
 	ln, err := net.Listen("unix", s.Path)
 	if err != nil {
@@ -79,13 +91,14 @@ func (s *ControlServer) Serve(ctx context.Context, ln net.Listener) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	srv := &http.Server{
-		Handler:           s.handler(log),
-		ReadHeaderTimeout: 5 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+	lim := netlimit.Control()
+	if s.Limits != nil {
+		lim = *s.Limits
 	}
+	srv := lim.Server(s.handler(log))
+	srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(lim.Listener(ln)) }()
 	select {
 	case <-ctx.Done():
 		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -109,7 +122,7 @@ func (s *ControlServer) handler(log *slog.Logger) http.Handler {
 			return
 		}
 		if s.VRRPState != nil {
-			st.VRRP = s.VRRPState()
+			st.VRRP, st.VRRPTransitions = s.VRRPState()
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
@@ -184,19 +197,21 @@ func (c ControlClient) do(ctx context.Context, method, path string, q url.Values
 		return fmt.Errorf("control socket %s: %w", c.Path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
 	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		var e struct{ Error string }
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
 			return fmt.Errorf("director: %s", e.Error)
 		}
 		return fmt.Errorf("director: %s", resp.Status)
 	}
-	if out != nil {
-		return json.Unmarshal(body, out)
+	if out == nil {
+		return nil
+	}
+	// Decoded as it streams: the status of tens of thousands of services
+	// is tens of megabytes, and the socket is root's own director.
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("control socket %s: reply: %w", c.Path, err)
 	}
 	return nil
 }

@@ -27,7 +27,9 @@ func TestControlSocket(t *testing.T) {
 	stale.(*net.UnixListener).SetUnlinkOnClose(false)
 	stale.Close()
 
-	srv := &ControlServer{Path: path, Controller: r, VRRPState: func() string { return "master" }}
+	srv := &ControlServer{Path: path, Controller: r, VRRPState: func() (string, []string) {
+		return "master", []string{"2026-01-01T00:00:01.000Z backup->master (master down timer expired)", "2026-01-01T00:00:00.000Z init->backup (startup)"}
+	}}
 	ln, err := srv.Listen()
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +60,9 @@ func TestControlSocket(t *testing.T) {
 	st, err := c.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(st.VRRPTransitions) != 2 || !strings.Contains(st.VRRPTransitions[0], "backup->master") {
+		t.Errorf("status does not carry the VRRP transitions: %q", st.VRRPTransitions)
 	}
 	if st.VRRP != "master" || len(st.Services) != 1 || st.Services[0].Name != "web" {
 		t.Fatalf("status = %+v", st)

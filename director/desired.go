@@ -147,17 +147,9 @@ func desiredEntryUnknown(s *config.Service, view HealthView) (e ipvs.Entry, unkn
 	e.Destinations = make([]ipvs.Destination, 0, len(s.Backends))
 	up := 0
 	for _, b := range s.Backends {
-		st := view.Backend(s.Name, b.AddrPort())
-		if !st.Checked {
-			// Before the monitor knows the backend (a reload applies new
-			// backends first): what it will start from, with any
-			// operator drain on top.
-			drain := st.Drain
-			st = health.Initial(s.Check, st.Since)
-			st.Drain = st.Drain || drain
-		}
+		st := backendHealth(s, b, view)
 		unknown = unknown || !st.Checked
-		if (st.Up || !st.Checked) && !st.Drain {
+		if serving(st) {
 			up++
 		}
 		if !st.Up && s.OnFailure == config.Remove {
@@ -198,6 +190,43 @@ func desiredEntryUnknown(s *config.Service, view HealthView) (e ipvs.Entry, unkn
 		ipvs.SortDestinations(e.Destinations)
 	}
 	return e, unknown
+}
+
+// backendHealth is b's health as the desired table sees it: before the
+// monitor knows the backend (a reload applies new backends first), what
+// it will start from, with any operator drain on top.
+func backendHealth(s *config.Service, b config.Backend, view HealthView) health.Status {
+	st := view.Backend(s.Name, b.AddrPort())
+	if !st.Checked {
+		drain := st.Drain
+		st = health.Initial(s.Check, st.Since)
+		st.Drain = st.Drain || drain
+	}
+	return st
+}
+
+// serving reports whether a backend counts towards its service's quorum:
+// up or not checked yet (a restart is not an outage), and not drained.
+func serving(st health.Status) bool { return (st.Up || !st.Checked) && !st.Drain }
+
+// Quorum is a service's quorum state: how many backends serve, how many
+// it needs, and whether it is lost (fewer than needed; with a sorry
+// server, that one then takes the traffic).
+type Quorum struct {
+	Serving, Needed int
+	Lost            bool
+}
+
+// ServiceQuorum computes s's quorum state from health.
+func ServiceQuorum(s *config.Service, view HealthView) Quorum {
+	q := Quorum{Needed: s.Quorum}
+	for _, b := range s.Backends {
+		if serving(backendHealth(s, b, view)) {
+			q.Serving++
+		}
+	}
+	q.Lost = s.Quorum > 0 && q.Serving < s.Quorum
+	return q
 }
 
 func effectiveWeight(w int, st health.Status) int {

@@ -149,6 +149,72 @@ func keepDraining(timeouts map[ipvs.ServiceKey]time.Duration, desired, actual []
 	return running
 }
 
+// quorumStates is the quorum state of topo's services that have a quorum
+// rule, by name.
+func quorumStates(topo *config.Topology, view HealthView) map[string]Quorum {
+	out := map[string]Quorum{}
+	if topo == nil {
+		return out
+	}
+	for i := range topo.Services {
+		if s := &topo.Services[i]; s.Quorum > 0 {
+			out[s.Name] = ServiceQuorum(s, view)
+		}
+	}
+	return out
+}
+
+// recordQuorum logs each service's quorum loss and return once per
+// transition (a lost quorum without a sorry server is otherwise silent:
+// the service just has fewer servers).
+func (r *Reconciler) recordQuorum(sc *scope, now map[string]Quorum) {
+	r.mu.Lock()
+	if r.quorumLost == nil {
+		r.quorumLost = map[string]bool{}
+	}
+	type change struct {
+		name string
+		q    Quorum
+	}
+	var changes []change
+	for name, q := range now {
+		if q.Lost != r.quorumLost[name] {
+			changes = append(changes, change{name, q})
+			r.quorumLost[name] = q.Lost
+		}
+	}
+	if sc.full() {
+		for name := range r.quorumLost {
+			if _, ok := now[name]; !ok {
+				delete(r.quorumLost, name)
+			}
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range changes {
+		sorry := "none"
+		if s, ok := r.topoService(c.name); ok && s.SorryServer.IsValid() {
+			sorry = s.SorryServer.String()
+		}
+		if c.q.Lost {
+			r.log.Warn("quorum lost", "service", c.name, "serving", c.q.Serving, "quorum", c.q.Needed, "sorry_server", sorry)
+		} else {
+			r.log.Info("quorum regained", "service", c.name, "serving", c.q.Serving, "quorum", c.q.Needed)
+		}
+	}
+}
+
+// topoService finds a service of the topology in force by name.
+func (r *Reconciler) topoService(name string) (*config.Service, bool) {
+	r.mu.Lock()
+	topo := r.topo
+	r.mu.Unlock()
+	if topo == nil {
+		return nil, false
+	}
+	return topo.Service(name)
+}
+
 // recordDrains replaces the drains of the services in sc with this
 // pass's, logs starts and ends, and makes Run poll while any runs (a
 // reload pass may start a drain while Run waits).
@@ -232,10 +298,20 @@ func (r *Reconciler) setDrain(service string, backend netip.AddrPort, on bool) e
 		}
 		delete(r.opDrains, k)
 	}
+	if err := r.saveStateLocked(); err != nil {
+		// Not in force unless recorded: a drain that a restart would
+		// forget must not be reported as done.
+		if on {
+			delete(r.opDrains, k)
+		} else {
+			r.opDrains[k] = true
+		}
+		r.mu.Unlock()
+		return fmt.Errorf("not recorded, so not done: %w", err)
+	}
 	r.drainsGen++
-	err := r.saveStateLocked()
 	r.mu.Unlock()
 	r.log.Info("operator drain", "service", service, "backend", backend, "drain", on)
 	r.Kick()
-	return err
+	return nil
 }

@@ -1,6 +1,7 @@
 package director
 
 import (
+	"errors"
 	"maps"
 
 	"github.com/golvs/golvs/director/ipvs"
@@ -21,8 +22,12 @@ func (r *Reconciler) loadStateLocked() {
 	st, err := readState(r.stateFile)
 	if err != nil {
 		// Losing ownership memory only means a service removed while we
-		// were down is left in place: run on, loudly.
+		// were down is left in place: run on, loudly. An untrusted file
+		// is never written over either.
 		r.log.Error("state file unreadable; starting without it", "err", err)
+		if errors.Is(err, errUntrusted) {
+			r.stateFile = "" // never written over either
+		}
 		return
 	}
 	for _, k := range st.Services {
@@ -34,8 +39,38 @@ func (r *Reconciler) loadStateLocked() {
 	r.drainsGen++
 }
 
-// saveStateLocked persists owned and operator drains. r.mu must be held.
+// saveStateLocked persists owned and operator drains; a failure (a full
+// or read-only disk) leaves the state dirty, and every pass tries again
+// until it is written. r.mu must be held.
 func (r *Reconciler) saveStateLocked() error {
+	err := r.writeStateLocked()
+	r.stateDirty = err != nil
+	r.stateErr = err
+	return err
+}
+
+// StateError is the last error writing the state file, nil once written.
+func (r *Reconciler) StateError() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stateErr
+}
+
+// retryStateLocked writes the state again if the last write failed.
+func (r *Reconciler) retryState() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.stateDirty {
+		return nil
+	}
+	if err := r.saveStateLocked(); err != nil {
+		return err
+	}
+	r.log.Info("state file written again", "path", r.stateFile)
+	return nil
+}
+
+func (r *Reconciler) writeStateLocked() error {
 	st := state{Services: make([]ipvs.ServiceKey, 0, len(r.owned))}
 	for k := range r.owned {
 		st.Services = append(st.Services, k)
@@ -69,8 +104,6 @@ func subset(a, b map[ipvs.ServiceKey]bool) bool {
 	}
 	return true
 }
-
-func sameKeys(a, b map[ipvs.ServiceKey]bool) bool { return len(a) == len(b) && subset(a, b) }
 
 func (r *Reconciler) ownedNow() map[ipvs.ServiceKey]bool {
 	r.mu.Lock()

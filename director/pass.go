@@ -60,6 +60,7 @@ type computed struct {
 	ops      []ipvs.Write
 	owned    map[ipvs.ServiceKey]bool // state-file keys before the pass; read-only
 	draining map[destKey]time.Time    // the drains in scope after the pass
+	quorum   map[string]Quorum        // services in scope with a quorum rule
 }
 
 // topoIndex is what passes look up in a topology, built once per
@@ -147,6 +148,7 @@ func (r *Reconciler) compute(sc *scope, actual []ipvs.Entry) computed {
 		adoptUnknown(topo, view, c.desired, actual)
 	}
 	c.draining = keepDraining(c.idx.timeouts, c.desired, actual, prev, r.now())
+	c.quorum = quorumStates(topo, view)
 	c.ops = plan(c.desired, actual, func(k ipvs.ServiceKey) bool { return c.idx.wanted[k] || c.owned[k] })
 	return c
 }
@@ -255,6 +257,10 @@ func (r *Reconciler) run(ctx context.Context, sc *scope, swap *config.Topology) 
 	}
 
 	r.recordDrains(sc, c.draining)
+	r.recordQuorum(sc, c.quorum)
+	if sc.full() || len(c.ops) > 0 {
+		r.shareRead(actual, len(c.ops) > 0)
+	}
 	failedDeletes, failed, err := r.apply(ctx, c.ops, c.idx.names)
 	if err != nil {
 		errs = multierror.Append(errs, err)
@@ -275,6 +281,9 @@ func (r *Reconciler) run(ctx context.Context, sc *scope, swap *config.Topology) 
 		defer r.afterBulk()
 	}
 
+	if err := r.retryState(); err != nil {
+		errs = multierror.Append(errs, err)
+	}
 	// Forget the services in scope that are gone, except those whose
 	// delete failed: the next pass tries again, even after a restart.
 	cur := r.ownedNow()

@@ -63,6 +63,8 @@ type Reconciler struct {
 	drainPoll time.Duration
 	afterBulk func()
 
+	readers readerTable // what status readers are served from
+
 	kick  chan struct{}
 	rearm chan struct{} // a drain began outside Run's passes
 	pass  sync.Mutex    // one pass at a time
@@ -70,9 +72,12 @@ type Reconciler struct {
 	mu          sync.Mutex
 	topo        *config.Topology
 	stateLoaded bool
+	stateDirty  bool                     // the last state write failed: retry each pass
+	stateErr    error                    // the last state write's error, or why the file is not used
 	owned       map[ipvs.ServiceKey]bool // as last persisted
 	opDrains    map[drainKey]bool        // operator drains, persisted
 	draining    map[destKey]time.Time    // leaving destinations, since when
+	quorumLost  map[string]bool          // services whose quorum is lost, as last logged
 	reloaded    bool                     // SetConfig since the last pass
 	idx         *topoIndex               // of idxOf
 	passes      uint64                   // full passes run, for FullDumpEvery

@@ -37,10 +37,11 @@ type Runtime struct {
 	ProcSys   string    // "" = /proc/sys
 	NetnsPath string    // network namespace of the VIP interface
 	Ready     func()    // called once everything runs
+	Announcer Announcer // nil = the VIPs on [director] interface (vip.Holder)
 
 	rec     *Reconciler
 	monitor *health.Monitor
-	vips    *vip.Holder
+	vips    Announcer
 	vrrp    *vrrp.Runner  // nil without [failover]
 	master  atomic.Bool   // with failover: VIPs are ours only while master
 	track   chan struct{} // health or topology changed: decide again
@@ -91,6 +92,19 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 	}
 	rt.ApplyPriority(topo)
 	rt.topo = topo
+	// Before anything touches the kernel: this state file must be ours
+	// alone (another director on it would delete our services) and ours
+	// to trust.
+	if err := CheckStateFile(topo.Director.StateFile); err != nil {
+		return err
+	}
+	lock, err := lockState(topo.Director.StateFile)
+	if err != nil {
+		return err
+	}
+	if lock != nil {
+		defer lock.Close()
+	}
 	kernel := rt.Kernel
 	if kernel == nil {
 		k := ipvs.NewKernel()
@@ -123,8 +137,12 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 	}
 	rt.setSysctls(topo)
 
-	rt.vips = vip.New(topo.Director.Interface, rt.Log.With("part", "vip"))
-	rt.vips.NetnsPath = rt.NetnsPath
+	rt.vips = rt.Announcer
+	if rt.vips == nil {
+		h := vip.New(topo.Director.Interface, rt.Log.With("part", "vip"))
+		h.NetnsPath = rt.NetnsPath
+		rt.vips = h
+	}
 	// VIPs of the file found on the interface may be a previous run's:
 	// ours to remove while this director should not hold them.
 	rt.vips.Claim(VIPs(topo))
@@ -159,7 +177,7 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 			ln.Close()
 			return fmt.Errorf("metrics_address: %w", err)
 		}
-		src := metrics.Source{Status: rec.Status}
+		src := metrics.Source{Status: rec.Status, LocalErrors: rt.monitor.LocalErrors}
 		if rt.vrrp != nil {
 			src.VRRP = func() metrics.VRRPInfo {
 				st := rt.vrrp.Status()
@@ -379,23 +397,20 @@ func (rt *Runtime) newVRRP(topo *config.Topology) (*vrrp.Runner, error) {
 	}, vrrp.Hooks{OnMaster: onState(true), OnBackup: onState(false)})
 }
 
-// vrrpState is the one-line VRRP state for `director status`.
-func (rt *Runtime) vrrpState() string {
+// vrrpState is the VRRP state for `director status`: one line, and the
+// last transitions with their reasons.
+func (rt *Runtime) vrrpState() (string, []string) {
 	st := rt.vrrp.Status()
 	s := fmt.Sprintf("%s priority %d", st.State, st.Priority)
 	if st.Master.IsValid() {
 		s += fmt.Sprintf(", master %s", st.Master)
-	}
-	if n := len(st.Transitions); n > 0 {
-		t := st.Transitions[n-1]
-		s += fmt.Sprintf(", last %s->%s at %s (%s)", t.From, t.To, t.Time.Format(time.RFC3339), t.Reason)
 	}
 	if drops := formatDrops(st.Drops); drops != "" {
 		// Rejected adverts (unsigned, bad MAC, replays) are what an
 		// operator needs to see a rogue or misconfigured peer.
 		s += ", dropped adverts: " + drops
 	}
-	return s
+	return s, vrrp.FormatTransitions(st.Transitions)
 }
 
 // formatDrops lists the non-zero drop counters, e.g. "unsigned 12".
@@ -407,7 +422,7 @@ func formatDrops(d vrrp.Drops) string {
 	}{
 		{"ttl", d.TTL}, {"interface", d.Interface}, {"destination", d.Destination},
 		{"malformed", d.Malformed}, {"vrid", d.VRID}, {"unsigned", d.Unsigned},
-		{"bad-mac", d.BadMAC}, {"replay", d.Replay},
+		{"bad-mac", d.BadMAC}, {"replay", d.Replay}, {"stale", d.Stale},
 	} {
 		if c.n > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", c.name, c.n))

@@ -3,6 +3,8 @@ package director
 import (
 	"context"
 	"net/netip"
+	"sync"
+	"time"
 
 	"github.com/golvs/golvs/director/ipvs"
 	"github.com/golvs/golvs/director/status"
@@ -16,9 +18,78 @@ type (
 	BackendStatus = status.BackendStatus
 )
 
-// Status dumps the kernel and reports every configured service.
+// StatusMaxAge is how old the table behind Status may be: every reader
+// (status, metrics, the status page) is served from one shared copy, read
+// again at most this often, so readers never queue kernel dumps behind
+// the reconciler's writes however many there are.
+const StatusMaxAge = time.Second
+
+// statusReadTimeout bounds the shared read; it is not any one reader's,
+// so a reader that leaves cancels nothing for the others.
+const statusReadTimeout = 30 * time.Second
+
+// readerTable is the table readers are served from.
+type readerTable struct {
+	mu      sync.Mutex
+	entries []ipvs.Entry // shared, never changed after it is stored
+	at      time.Time
+	err     error
+	reading chan struct{} // closed when the read under way ends
+}
+
+// table returns the kernel's table as of at most StatusMaxAge ago:
+// the last one read, or one read now on behalf of every waiting reader.
+func (r *Reconciler) table(ctx context.Context) ([]ipvs.Entry, error) {
+	t := &r.readers
+	for {
+		t.mu.Lock()
+		if !t.at.IsZero() && time.Since(t.at) < StatusMaxAge {
+			es, err := t.entries, t.err
+			t.mu.Unlock()
+			return es, err
+		}
+		if t.reading == nil {
+			t.reading = make(chan struct{})
+			go r.readForReaders()
+		}
+		wait := t.reading
+		t.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-wait:
+		}
+	}
+}
+
+func (r *Reconciler) readForReaders() {
+	ctx, cancel := context.WithTimeout(context.Background(), statusReadTimeout)
+	defer cancel()
+	es, err := survey(ctx, r.kernel, nil)
+	t := &r.readers
+	t.mu.Lock()
+	t.entries, t.err, t.at = es, err, time.Now()
+	close(t.reading)
+	t.reading = nil
+	t.mu.Unlock()
+}
+
+// shareRead hands a full pass's read to readers when the pass changed
+// nothing (else it is already out of date).
+func (r *Reconciler) shareRead(actual []ipvs.Entry, wrote bool) {
+	t := &r.readers
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if wrote {
+		t.at = time.Time{}
+		return
+	}
+	t.entries, t.err, t.at = actual, nil, time.Now()
+}
+
+// Status reports every configured service, from the shared table.
 func (r *Reconciler) Status(ctx context.Context) (Status, error) {
-	actual, err := r.kernel.Dump(ctx)
+	actual, err := r.table(ctx)
 	if err != nil {
 		return Status{}, err
 	}
@@ -51,7 +122,9 @@ func (r *Reconciler) Status(ctx context.Context) (Status, error) {
 		for _, d := range e.Destinations {
 			kd[d.Key()] = d
 		}
-		ss := ServiceStatus{Name: s.Name, Key: key.String(), InKernel: in, Backends: []BackendStatus{}}
+		q := ServiceQuorum(s, drainView{base: r.health, drains: drains})
+		ss := ServiceStatus{Name: s.Name, Key: key.String(), InKernel: in, Backends: []BackendStatus{},
+			Quorum: q.Needed, Serving: q.Serving, QuorumLost: q.Lost}
 		seen := map[netip.AddrPort]bool{}
 		for _, b := range s.Backends {
 			ap := b.AddrPort()
@@ -101,4 +174,3 @@ func healthWord(h health.Status) string {
 	}
 	return "up"
 }
-

@@ -65,6 +65,9 @@ type Monitor struct {
 
 	// version changes whenever a backend's status may have (see Version).
 	version atomic.Uint64
+	// localErrors counts probes that failed for the director's own reasons
+	// (check.ErrLocal); they leave the backend's state as it was.
+	localErrors atomic.Uint64
 
 	epoch time.Time // origin of run slots
 
@@ -77,6 +80,7 @@ type Monitor struct {
 	wg      sync.WaitGroup      // probes on goroutines of their own
 	kick    chan struct{}       // onChange is wanted
 	wake    chan struct{}       // the queue's head may have moved earlier
+	local   localLog            // rate limit of the local-error log
 }
 
 type key struct {
@@ -244,7 +248,6 @@ func oldStatus(e *entry) Status {
 	}
 	return e.state.Status()
 }
-
 
 // copyCheck keeps the caller's later edits out of our comparison.
 func copyCheck(c *config.Check) *config.Check {
@@ -484,12 +487,20 @@ func (m *Monitor) record(done []result) {
 	}
 	now := time.Now()
 	var logs []transition
+	var locals []localLine
 	m.mu.Lock()
 	for _, d := range done {
 		r := d.run
 		r.busy = false
 		if r.entry.run != r || r.ctx.Err() != nil {
 			continue // a result of a stopped run
+		}
+		if errors.Is(check.Classify(d.res.Err), check.ErrLocal) {
+			m.localErrors.Add(1)
+			if line, ok := m.local.note(r.key, d.res.Err, now); ok {
+				locals = append(locals, line)
+			}
+			continue
 		}
 		st := r.entry.state
 		before := st.Status()
@@ -503,6 +514,9 @@ func (m *Monitor) record(done []result) {
 		}
 	}
 	m.mu.Unlock()
+	for _, l := range locals {
+		m.logLocal(l)
+	}
 	for _, tr := range logs {
 		m.logTransition(tr)
 	}

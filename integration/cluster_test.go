@@ -61,8 +61,11 @@ func newClusterPrep(t *testing.T, mode string, prepare bool) *cluster {
 	prefix := lanPrefix
 	if mode == "nat" {
 		rsSeg = l.Segment("back")
+		// Replies come back through the director, which must forward:
+		// the director enables that itself (NeededSysctls), so the
+		// topology leaves it off.
 		c.director.Attach(rsSeg, backPrefix+"1/24")
-		c.director.EnableForwarding() // replies come back through the director
+		c.director.Sysctl("net.ipv4.ip_forward", "0")
 		prefix = backPrefix
 	} else {
 		rsSeg = lan

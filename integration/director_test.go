@@ -39,7 +39,14 @@ func (c *cluster) wantBackends(port int, fwd string) map[string]string {
 func testForwarding(t *testing.T, mode, ipvsFwd string) {
 	c := newClusterPrep(t, mode, false)
 	services := c.service("web", "tcp", 80, mode, "rr") + c.service("dns", "udp", 53, mode, "rr")
+	forward := func() string { return strings.TrimSpace(c.director.MustExec("cat", "/proc/sys/net/ipv4/ip_forward")) }
+	if mode == "nat" && forward() != "0" {
+		t.Fatalf("the NAT topology starts with ip_forward=%s; the test needs 0 to show the director sets it", forward())
+	}
 	c.startDirector(services, hasBackends(3, "TCP "+vip+":80", "UDP "+vip+":53"))
+	if mode == "nat" && forward() != "1" {
+		t.Fatalf("the director of a NAT service left ip_forward=%s in its namespace", forward())
+	}
 	if dev := map[string]string{"dr": "lo", "tun": "tunl0"}[mode]; dev != "" {
 		c.startAgents(c.config, vip, dev)
 		for _, h := range c.rs {

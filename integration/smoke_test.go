@@ -20,6 +20,9 @@ func TestSmokeIPVS(t *testing.T) {
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			c := newCluster(t, tc.mode)
+			if tc.mode == "nat" {
+				c.director.EnableForwarding() // no director here to do it
+			}
 			c.director.IP("addr", "add", vip+"/32", "dev", "eth0")
 			c.director.MustExec("ipvsadm", "-A", "-t", vip+":80", "-s", "rr")
 			c.director.MustExec("ipvsadm", "-A", "-u", vip+":53", "-s", "rr")

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/golvs/golvs/internal/netlimit"
 )
 
 // Default paths of the operator's files.
@@ -30,6 +32,9 @@ type Agent struct {
 	DrainFile  string
 	WeightFile string // holds a percentage 0..100, "50" or "50%"
 	Log        *slog.Logger
+	// Limits bounds clients' time, headers and connections; nil means
+	// netlimit.Agent() (tests shorten it).
+	Limits *netlimit.Limits
 
 	draining atomic.Bool
 }
@@ -74,9 +79,13 @@ func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Serve answers on ln until ctx ends, then closes it.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: a, ReadHeaderTimeout: 5 * time.Second}
+	lim := netlimit.Agent()
+	if a.Limits != nil {
+		lim = *a.Limits
+	}
+	srv := lim.Server(a)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(lim.Listener(ln)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("agent: %w", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/golvs/golvs/config"
 	"github.com/golvs/golvs/director"
 	"github.com/golvs/golvs/internal/logflag"
+	"github.com/golvs/golvs/internal/rlimit"
 )
 
 // cmdRun is `director run`: flags, the file, signals; the director itself
@@ -41,6 +42,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 	topo, ok := loadConfig(*path, stderr)
 	if !ok {
 		return 1
+	}
+	// Checks open a socket each: the default soft limit of 1,024 would
+	// make thousands of them fail on the director's side.
+	if old, raised, err := rlimit.RaiseFileLimit(); err != nil {
+		log.Warn("could not raise the open-file limit", "err", err, "limit", old)
+	} else if raised != old {
+		log.Info("open-file limit raised", "from", old, "to", raised)
 	}
 	rt := &director.Runtime{Path: *path, Priority: *priority, CleanupOnExit: *cleanup, Log: log}
 

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/golvs/golvs/director/status"
+	"github.com/golvs/golvs/internal/netlimit"
 )
 
 // VRRPInfo is the failover state at scrape time.
@@ -32,6 +33,10 @@ type Source struct {
 	Status func(ctx context.Context) (status.Status, error)
 	// VRRP is nil without [failover].
 	VRRP func() VRRPInfo
+	// LocalErrors, when set, counts check results that were the
+	// director's own fault (EMFILE...), which left the backend's state
+	// alone.
+	LocalErrors func() uint64
 }
 
 // vrrpStates are exported as one series each so a dashboard can alert on
@@ -44,7 +49,7 @@ type collector struct {
 	log     *slog.Logger
 
 	up, weight, kernelWeight, active, inactive, draining, opDrain *prometheus.Desc
-	inKernel, quorumUp                                            *prometheus.Desc
+	inKernel, quorumUp, quorumLost                                *prometheus.Desc
 	vrrpState, vrrpPriority, scrapeErr                            *prometheus.Desc
 }
 
@@ -64,6 +69,7 @@ func newCollector(src Source, timeout time.Duration, log *slog.Logger) *collecto
 		opDrain:      d("backend_operator_drain", "1 while an operator drain (director drain) is in force.", b...),
 		inKernel:     d("service_in_kernel", "1 if the virtual service exists in the kernel.", "service"),
 		quorumUp:     d("service_healthy_backends", "Configured backends whose check passes.", "service"),
+		quorumLost:   d("service_quorum_lost", "1 while fewer backends serve than the service's quorum (the sorry server, if any, takes the traffic).", "service"),
 		vrrpState:    d("vrrp_state", "1 for the current VRRP state.", "state"),
 		vrrpPriority: d("vrrp_priority", "Current VRRP priority."),
 		scrapeErr:    d("status_error", "1 if reading the kernel for this scrape failed."),
@@ -72,7 +78,7 @@ func newCollector(src Source, timeout time.Duration, log *slog.Logger) *collecto
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.weight, c.kernelWeight, c.active, c.inactive, c.draining,
-		c.opDrain, c.inKernel, c.quorumUp, c.vrrpState, c.vrrpPriority, c.scrapeErr} {
+		c.opDrain, c.inKernel, c.quorumUp, c.quorumLost, c.vrrpState, c.vrrpPriority, c.scrapeErr} {
 		ch <- d
 	}
 }
@@ -118,6 +124,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.draining, b2f(b.Draining), s.Name, addr)
 		}
 		gauge(c.quorumUp, float64(healthy), s.Name)
+		gauge(c.quorumLost, b2f(s.QuorumLost), s.Name)
 	}
 }
 
@@ -136,6 +143,12 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(src, 10*time.Second, log),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if src.LocalErrors != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "golvs_health_local_errors_total",
+			Help: "Check results that failed on the director itself (e.g. out of file descriptors) and so left the backend's health as it was.",
+		}, func() float64 { return float64(src.LocalErrors()) }))
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -162,9 +175,15 @@ func Listen(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-// Serve serves h on ln until ctx ends.
+// Serve serves h on ln until ctx ends, with netlimit.Metrics().
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	return ServeLimits(ctx, ln, h, netlimit.Metrics())
+}
+
+// ServeLimits is Serve with other limits (tests shorten them).
+func ServeLimits(ctx context.Context, ln net.Listener, h http.Handler, lim netlimit.Limits) error {
+	srv := lim.Server(h)
+	ln = lim.Listener(ln)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -14,7 +14,7 @@ import (
 
 func fixedStatus(context.Context) (status.Status, error) {
 	return status.Status{Services: []status.ServiceStatus{{
-		Name: "web", Key: "tcp:10.0.0.10:80", InKernel: true,
+		Name: "web", Key: "tcp:10.0.0.10:80", InKernel: true, Quorum: 2, Serving: 1, QuorumLost: true,
 		Backends: []status.BackendStatus{
 			{Address: netip.MustParseAddrPort("10.0.1.1:80"), Configured: true, ConfiguredWeight: 3,
 				InKernel: true, KernelWeight: 3, ActiveConns: 7, InactiveConns: 2, Health: "up"},
@@ -35,7 +35,8 @@ func get(t *testing.T, src Source, path string) (int, string) {
 }
 
 func TestMetrics(t *testing.T) {
-	src := Source{Status: fixedStatus, VRRP: func() VRRPInfo { return VRRPInfo{State: "master", Priority: 150} }}
+	src := Source{Status: fixedStatus, VRRP: func() VRRPInfo { return VRRPInfo{State: "master", Priority: 150} },
+		LocalErrors: func() uint64 { return 4 }}
 	code, body := get(t, src, "/metrics")
 	if code != 200 {
 		t.Fatalf("status %d:\n%s", code, body)
@@ -53,6 +54,8 @@ func TestMetrics(t *testing.T) {
 		`golvs_vrrp_state{state="backup"} 0`,
 		`golvs_vrrp_priority 150`,
 		`golvs_status_error 0`,
+		`golvs_health_local_errors_total 4`,
+		`golvs_service_quorum_lost{service="web"} 1`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("missing %q", want)

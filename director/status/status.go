@@ -16,6 +16,9 @@ type Status struct {
 	// VRRP is the failover state ("master", "backup", ...), "" without
 	// failover; filled in by the control server.
 	VRRP string `json:"vrrp,omitempty"`
+	// VRRPTransitions are the last state changes with their reasons,
+	// newest first.
+	VRRPTransitions []string `json:"vrrp_transitions,omitempty"`
 }
 
 // ServiceStatus is one configured service.
@@ -23,7 +26,12 @@ type ServiceStatus struct {
 	Name     string          `json:"name"`
 	Key      string          `json:"key"`
 	InKernel bool            `json:"in_kernel"`
-	Backends []BackendStatus `json:"backends"`
+	// Quorum is the service's quorum rule (0: none), Serving how many of
+	// its backends count towards it, QuorumLost whether Serving < Quorum.
+	Quorum     int             `json:"quorum,omitempty"`
+	Serving    int             `json:"serving"`
+	QuorumLost bool            `json:"quorum_lost,omitempty"`
+	Backends   []BackendStatus `json:"backends"`
 }
 
 // BackendStatus is one backend: configured, or still draining after it
@@ -46,11 +54,17 @@ func (s Status) WriteText(w io.Writer) error {
 	if s.VRRP != "" {
 		fmt.Fprintf(w, "vrrp: %s\n", s.VRRP)
 	}
+	for _, t := range s.VRRPTransitions {
+		fmt.Fprintf(w, "  %s\n", t)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, sv := range s.Services {
 		state := "in kernel"
 		if !sv.InKernel {
 			state = "NOT IN KERNEL"
+		}
+		if sv.QuorumLost {
+			state += fmt.Sprintf(", QUORUM LOST (%d of %d serving)", sv.Serving, sv.Quorum)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", sv.Name, sv.Key, state)
 		fmt.Fprintf(tw, "  BACKEND\tHEALTH\tWEIGHT\tKERNEL\tACTIVE\tINACTIVE\tNOTE\n")

@@ -130,7 +130,8 @@ func (h *Holder) socket(ctx context.Context) (*nl.NetlinkSocket, int, error) {
 		return nil, 0, fmt.Errorf("netlink: %w", err)
 	}
 	tv := unix.NsecToTimeval(max(timeout, time.Millisecond).Nanoseconds())
-	if err := s.SetSendTimeout(&tv); err == nil {
+	err = s.SetSendTimeout(&tv)
+	if err == nil {
 		err = s.SetReceiveTimeout(&tv)
 	}
 	if err != nil {

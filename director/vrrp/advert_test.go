@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"os"
@@ -157,7 +158,10 @@ func TestAuthRoundTripAndRejects(t *testing.T) {
 	}{{"v4", v4Advert(), v4Src, GroupV4}, {"v6", v6Advert(), v6Src, GroupV6}} {
 		t.Run(fam.name, func(t *testing.T) {
 			tx, rx := NewAuth(k), NewAuth(k)
-			b1, err := tx.Seal(fam.a, fam.src, fam.dst, now)
+			if tx.Epoch() == rx.Epoch() || tx.Epoch() == 0 {
+				t.Fatalf("epochs %x and %x: not random", tx.Epoch(), rx.Epoch())
+			}
+			b1, err := tx.Seal(fam.a, fam.src, fam.dst)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,25 +170,28 @@ func TestAuthRoundTripAndRejects(t *testing.T) {
 			if len(b1) != HeaderLen+len(fam.a.Addrs)*addrLen(fam.src)+authTrailerLen {
 				t.Fatalf("signed length %d", len(b1))
 			}
-			got, err := rx.Open(b1, fam.src, fam.dst)
+			got, v, err := rx.Open(b1, fam.src, fam.dst, now)
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
-			if got.Auth == nil || got.Auth.Counter != uint64(now.UnixNano()) || got.Priority != 100 {
+			if got.Auth == nil || got.Auth.Epoch != tx.Epoch() || got.Auth.Seq != 1 || got.Auth.Echo != 0 || got.Priority != 100 {
 				t.Errorf("Open = %+v", got)
 			}
+			if v.Fresh || !v.Ask || v.Challenge {
+				t.Errorf("first advert of an unknown epoch: verdict %+v, want unproven and ask", v)
+			}
 			// Same packet again: replay.
-			if _, err := rx.Open(b1, fam.src, fam.dst); !errors.Is(err, ErrReplay) {
+			if _, _, err := rx.Open(b1, fam.src, fam.dst, now); !errors.Is(err, ErrReplay) {
 				t.Errorf("replay: err = %v, want ErrReplay", err)
 			}
-			// Next advert in the same nanosecond still moves the counter on.
-			b2, _ := tx.Seal(fam.a, fam.src, fam.dst, now)
-			if _, err := rx.Open(b2, fam.src, fam.dst); err != nil {
-				t.Errorf("second advert: %v", err)
+			// The next one is accepted, still unproven.
+			b2, _ := tx.Seal(fam.a, fam.src, fam.dst)
+			if _, v, err := rx.Open(b2, fam.src, fam.dst, now); err != nil || v.Fresh {
+				t.Errorf("second advert: %+v, %v", v, err)
 			}
 			// Plain advert: unsigned.
 			plain, _ := fam.a.Marshal(fam.src, fam.dst)
-			if _, err := rx.Open(plain, fam.src, fam.dst); !errors.Is(err, ErrUnsigned) {
+			if _, _, err := rx.Open(plain, fam.src, fam.dst, now); !errors.Is(err, ErrUnsigned) {
 				t.Errorf("plain: err = %v, want ErrUnsigned", err)
 			}
 			// Priority raised by an attacker who fixes the checksum.
@@ -192,14 +199,33 @@ func TestAuthRoundTripAndRejects(t *testing.T) {
 			forged[2] = 254
 			forged[6], forged[7] = 0, 0
 			putChecksum(forged, fam.src, fam.dst)
-			if _, err := rx.Open(forged, fam.src, fam.dst); !errors.Is(err, ErrBadMAC) {
+			if _, _, err := rx.Open(forged, fam.src, fam.dst, now); !errors.Is(err, ErrBadMAC) {
 				t.Errorf("forged: err = %v, want ErrBadMAC", err)
+			}
+			// The echo forged to prove an epoch: the MAC covers it.
+			forged = append([]byte(nil), b2...)
+			echoAt := len(forged) - authTrailerLen + len(authMagic) + 16
+			binary.BigEndian.PutUint64(forged[echoAt:], rx.Epoch())
+			forged[6], forged[7] = 0, 0
+			putChecksum(forged, fam.src, fam.dst)
+			if _, _, err := rx.Open(forged, fam.src, fam.dst, now); !errors.Is(err, ErrBadMAC) {
+				t.Errorf("forged echo: err = %v, want ErrBadMAC", err)
 			}
 			// Another key.
 			other, _ := NewKey([]byte("another-key-of-16-bytes"))
-			b3, _ := NewAuth(other).Seal(fam.a, fam.src, fam.dst, now.Add(time.Second))
-			if _, err := rx.Open(b3, fam.src, fam.dst); !errors.Is(err, ErrBadMAC) {
+			b3, _ := NewAuth(other).Seal(fam.a, fam.src, fam.dst)
+			if _, _, err := rx.Open(b3, fam.src, fam.dst, now); !errors.Is(err, ErrBadMAC) {
 				t.Errorf("other key: err = %v, want ErrBadMAC", err)
+			}
+			// A version 1 trailer (same length as before, old magic) is
+			// not an auth trailer any more.
+			v1 := append([]byte(nil), b2[:len(b2)-authTrailerLen]...)
+			v1 = append(v1, []byte("GLV1")...)
+			v1 = append(v1, make([]byte, 8+authMACLen)...)
+			v1[6], v1[7] = 0, 0
+			putChecksum(v1, fam.src, fam.dst)
+			if _, _, err := rx.Open(v1, fam.src, fam.dst, now); !errors.Is(err, ErrLength) {
+				t.Errorf("GLV1 trailer: err = %v, want ErrLength", err)
 			}
 		})
 	}
@@ -265,6 +291,51 @@ func FuzzParse(f *testing.F) {
 		want[6], want[7], out[6], out[7] = 0, 0, 0, 0
 		if diff := cmp.Diff(want, out); diff != "" {
 			t.Fatalf("round trip (-in +out):\n%s", diff)
+		}
+	})
+}
+
+// FuzzAuthOpen feeds signed-advert parsing and verification arbitrary
+// bytes, seeded with real signed adverts and a challenge. Whatever is
+// accepted must be exactly what MarshalSigned makes of its parsed fields
+// (so no byte escapes the MAC), and Open must never panic.
+func FuzzAuthOpen(f *testing.F) {
+	k, err := NewKey([]byte("0123456789abcdef-golvs"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	tx := NewAuth(k)
+	for _, v6 := range []bool{false, true} {
+		a, src, dst := v4Advert(), v4Src, GroupV4
+		if v6 {
+			a, src, dst = v6Advert(), v6Src, GroupV6
+		}
+		b, _ := tx.Seal(a, src, dst)
+		f.Add(b, v6)
+		b, _ = tx.SealChallenge(a, src, dst)
+		f.Add(b, v6)
+		b, _ = tx.SealAnswer(a, src, dst, 42)
+		f.Add(b, v6)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, v6 bool) {
+		src, dst := v4Src, GroupV4
+		if v6 {
+			src, dst = v6Src, GroupV6
+		}
+		a, _, err := NewAuth(k).Open(b, src, dst, time.Unix(0, 0))
+		if err != nil || b[4]&0xf0 != 0 {
+			return // reserved bits: MAC-covered, but not ours to re-encode
+		}
+		tr := *a.Auth
+		a.Auth = nil
+		out, err := a.MarshalSigned(src, dst, k, tr)
+		if err != nil {
+			t.Fatalf("accepted advert does not re-marshal: %v", err)
+		}
+		want := append([]byte(nil), b...)
+		want[6], want[7], out[6], out[7] = 0, 0, 0, 0
+		if diff := cmp.Diff(want, out); diff != "" {
+			t.Fatalf("accepted bytes differ from their re-signed form (-in +out):\n%s", diff)
 		}
 	})
 }

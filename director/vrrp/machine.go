@@ -42,11 +42,20 @@ type AdvertReceived struct {
 	From              netip.Addr
 	Priority          uint8
 	MaxAdvertInterval uint16 // centiseconds
+	// Unverified marks a signed advert whose freshness is not proven yet
+	// (see Auth): it may be a replay. It can keep a backup waiting (the
+	// authenticator bounds for how long) but never teaches an interval,
+	// never shortens the wait with priority 0 and never makes a master
+	// yield; a master answers it instead, which is the challenge a live
+	// peer replies to.
+	Unverified bool
 }
 
-// MasterDownTimerFired and AdvertTimerFired are the two RFC timers expiring.
+// MasterDownTimerFired and AdvertTimerFired are the two RFC timers
+// expiring. Late is how long after its deadline the master down timer was
+// seen to fire: time this router did not run, see Machine.Step.
 type (
-	MasterDownTimerFired struct{}
+	MasterDownTimerFired struct{ Late time.Duration }
 	AdvertTimerFired     struct{}
 )
 
@@ -96,8 +105,9 @@ type BecomeMaster struct{}
 type BecomeBackup struct{}
 
 // SendGratuitous re-announces the VIPs without other changes: a master that
-// hears a lower-priority master re-asserts itself on the segment.
-type SendGratuitous struct{}
+// hears a lower-priority master re-asserts itself on the segment. Rounds is
+// how many rounds to send; 0 means the caller's configured count.
+type SendGratuitous struct{ Rounds int }
 
 // NotifyState reports a state transition.
 type NotifyState struct {
@@ -126,6 +136,33 @@ type MachineConfig struct {
 	// Fault state; otherwise the priority drops by this much (floor 1) and
 	// the router keeps competing, like keepalived's weighted tracking.
 	FaultDecrement uint8
+	// MinMasterInterval and MaxMasterInterval bound the Master_Adver_Interval
+	// learned from adverts. RFC 9568 has a backup adopt whatever the master
+	// advertises, so one forged advert with 40.95 s would make every backup
+	// wait 3*40.95 s before taking over a dead master. Defaults: a quarter
+	// of and four times AdvertInterval. A real master slower than the cap
+	// still works up to 3*MaxMasterInterval (the backup's wait); one faster
+	// than the floor only makes the backup wait longer.
+	MinMasterInterval, MaxMasterInterval time.Duration
+	// ReannounceHoldoff is the least time between two gratuitous
+	// re-announcements a master makes on hearing lower-priority adverts;
+	// default max(2*AdvertInterval, 2s). See Machine.answer.
+	ReannounceHoldoff time.Duration
+}
+
+// withDefaults fills the zero fields of c.
+func (c MachineConfig) withDefaults() MachineConfig {
+	if c.MinMasterInterval <= 0 {
+		c.MinMasterInterval = max(c.AdvertInterval/4, 10*time.Millisecond)
+	}
+	if c.MaxMasterInterval <= 0 {
+		c.MaxMasterInterval = min(4*c.AdvertInterval, MaxInterval)
+	}
+	c.MaxMasterInterval = max(c.MaxMasterInterval, c.MinMasterInterval)
+	if c.ReannounceHoldoff <= 0 {
+		c.ReannounceHoldoff = max(2*c.AdvertInterval, 2*time.Second)
+	}
+	return c
 }
 
 // Machine is the RFC 9568 state machine for one virtual router, free of
@@ -139,10 +176,16 @@ type Machine struct {
 	interval time.Duration // Master_Adver_Interval
 	master   netip.Addr    // the current master as far as we know
 	since    time.Time
+
+	downAt     time.Time // when the armed master down timer fires
+	graced     bool      // the armed timer is a grace after a late expiry
+	lastAdvert time.Time // our last advert with a non-zero priority
+	lastGarp   time.Time // our last re-announcement (SendGratuitous)
 }
 
 // NewMachine returns a machine in Init.
 func NewMachine(cfg MachineConfig) *Machine {
+	cfg = cfg.withDefaults()
 	return &Machine{cfg: cfg, base: cfg.Priority, interval: cfg.AdvertInterval}
 }
 
@@ -193,6 +236,7 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 		}
 		return m.toBackup(now, "startup", m.cfg.AdvertInterval, netip.Addr{})
 	case Shutdown:
+		m.downAt = time.Time{}
 		switch m.state {
 		case Master:
 			return m.enter(Init, now, "shutdown", StopTimers{}, SendAdvert{Priority: 0}, BecomeBackup{})
@@ -204,21 +248,72 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 		if m.state != Backup {
 			return nil
 		}
+		// Silence is evidence of a dead master only while we listened.
+		// A timer that fires late means this process (or its whole VM)
+		// did not run for that long; the master, or at least our
+		// reading of its adverts, may have stalled with us. Give it one
+		// more interval once, instead of grabbing the VIP for the moment
+		// it takes to hear the advert that is on its way.
+		if !m.graced && ev.Late > max(m.interval/4, 20*time.Millisecond) {
+			act := m.startDown(now, m.interval+m.skew())
+			m.graced = true
+			return []Action{act}
+		}
+		m.downAt = time.Time{}
 		return m.toMaster(now, "master down timer expired")
 	case AdvertTimerFired:
 		if m.state != Master {
 			return nil
 		}
-		return []Action{SendAdvert{Priority: m.Priority()}, StartAdvertTimer{D: m.cfg.AdvertInterval}}
+		return []Action{m.advertise(now), StartAdvertTimer{D: m.cfg.AdvertInterval}}
 	case AdvertReceived:
 		return m.advert(ev, now)
 	case FaultChanged:
 		return m.fault(ev, now)
 	case PriorityChanged:
 		m.base = ev.Priority
-		return m.reprioritised()
+		return m.reprioritised(now)
 	}
 	return nil
+}
+
+// advertise is SendAdvert at the current priority, remembered for answer.
+func (m *Machine) advertise(now time.Time) Action {
+	m.lastAdvert = now
+	return SendAdvert{Priority: m.Priority()}
+}
+
+// startDown arms the master down timer for d from now.
+func (m *Machine) startDown(now time.Time, d time.Duration) Action {
+	m.downAt = now.Add(d)
+	m.graced = false
+	return StartMasterDownTimer{D: d}
+}
+
+// learn bounds an advertised interval (see MachineConfig.MaxMasterInterval).
+func (m *Machine) learn(cs uint16) time.Duration {
+	return min(max(advertInterval(cs), m.cfg.MinMasterInterval), m.cfg.MaxMasterInterval)
+}
+
+// answer is a master's reply to an advert it does not yield to. RFC 9568
+// 6.4.3 sends an advert at once, to assert mastership to the sender and to
+// fix learning bridges; keepalived adds a gratuitous ARP burst each time.
+// Done on every such advert this is an amplifier: 100 forged adverts made
+// 1,100 packets. So the advert goes out only if our last one is at least
+// half an interval old (at most two adverts per interval, whatever arrives),
+// and one gratuitous round at most once per ReannounceHoldoff. The sender
+// still hears us within half an interval, which is all a real split brain
+// needs.
+func (m *Machine) answer(now time.Time, garp bool) []Action {
+	var acts []Action
+	if m.lastAdvert.IsZero() || now.Sub(m.lastAdvert) >= m.cfg.AdvertInterval/2 {
+		acts = append(acts, m.advertise(now), StartAdvertTimer{D: m.cfg.AdvertInterval})
+	}
+	if garp && (m.lastGarp.IsZero() || now.Sub(m.lastGarp) >= m.cfg.ReannounceHoldoff) {
+		m.lastGarp = now
+		acts = append(acts, SendGratuitous{Rounds: 1})
+	}
+	return acts
 }
 
 func (m *Machine) faultState() bool { return m.faulty && m.cfg.FaultDecrement == 0 }
@@ -227,32 +322,48 @@ func (m *Machine) advert(ev AdvertReceived, now time.Time) []Action {
 	switch m.state {
 	case Backup:
 		if ev.Priority == 0 {
-			// The master is leaving: take over after Skew_Time only.
-			return []Action{StartMasterDownTimer{D: m.skew()}}
+			if ev.Unverified {
+				return nil // a replayed goodbye must not hurry us
+			}
+			// The master is leaving: take over after Skew_Time only, and
+			// never later than already due, so repeated priority-0
+			// adverts cannot postpone the takeover.
+			if skew := m.skew(); m.downAt.IsZero() || m.downAt.Sub(now) > skew {
+				return []Action{m.startDown(now, skew)}
+			}
+			return nil
 		}
 		if !m.cfg.Preempt || ev.Priority >= m.Priority() {
-			m.interval = advertInterval(ev.MaxAdvertInterval)
+			if !ev.Unverified {
+				m.interval = m.learn(ev.MaxAdvertInterval)
+			}
 			m.master = ev.From
-			return []Action{StartMasterDownTimer{D: m.masterDown()}}
+			return []Action{m.startDown(now, m.masterDown())}
 		}
 		// Preempting: ignore the weaker master and let the timer run out.
 		return nil
 	case Master:
 		if ev.Priority == 0 {
 			// Another router is leaving; make sure the backups hear us.
-			return []Action{SendAdvert{Priority: m.Priority()}, StartAdvertTimer{D: m.cfg.AdvertInterval}}
+			return m.answer(now, false)
 		}
 		mine := m.Priority()
 		if ev.Priority > mine || ev.Priority == mine && ev.From.Compare(m.cfg.Local) > 0 {
+			if ev.Unverified {
+				// Maybe a replay of a master that is gone: stay, and
+				// advertise; a live peer answers with an advert that
+				// proves itself, and then we yield.
+				return m.answer(now, false)
+			}
 			reason := fmt.Sprintf("higher priority master %v (%d > %d)", ev.From, ev.Priority, mine)
 			if ev.Priority == mine {
 				reason = fmt.Sprintf("master %v with equal priority %d and higher address", ev.From, mine)
 			}
-			return m.toBackup(now, reason, advertInterval(ev.MaxAdvertInterval), ev.From)
+			return m.toBackup(now, reason, m.learn(ev.MaxAdvertInterval), ev.From)
 		}
-		// Split brain: a weaker router thinks it is master. Answer at once
-		// so it steps down, and re-announce the VIPs it may have stolen.
-		return []Action{SendAdvert{Priority: mine}, StartAdvertTimer{D: m.cfg.AdvertInterval}, SendGratuitous{}}
+		// Split brain: a weaker router thinks it is master. Answer so it
+		// steps down, and re-announce the VIPs it may have stolen.
+		return m.answer(now, true)
 	}
 	return nil
 }
@@ -263,7 +374,7 @@ func (m *Machine) fault(ev FaultChanged, now time.Time) []Action {
 	}
 	m.faulty = ev.Bad
 	if m.cfg.FaultDecrement > 0 {
-		return m.reprioritised()
+		return m.reprioritised(now)
 	}
 	switch {
 	case ev.Bad && m.state == Master:
@@ -276,10 +387,10 @@ func (m *Machine) fault(ev FaultChanged, now time.Time) []Action {
 	return nil
 }
 
-func (m *Machine) reprioritised() []Action {
+func (m *Machine) reprioritised(now time.Time) []Action {
 	if m.state == Master {
 		// Tell the backups now so a stronger one can preempt without waiting.
-		return []Action{SendAdvert{Priority: m.Priority()}, StartAdvertTimer{D: m.cfg.AdvertInterval}}
+		return []Action{m.advertise(now), StartAdvertTimer{D: m.cfg.AdvertInterval}}
 	}
 	return nil
 }
@@ -287,18 +398,21 @@ func (m *Machine) reprioritised() []Action {
 func (m *Machine) toBackup(now time.Time, reason string, interval time.Duration, master netip.Addr) []Action {
 	m.interval = interval
 	m.master = master
-	return m.enter(Backup, now, reason, StartMasterDownTimer{D: m.masterDown()}, BecomeBackup{})
+	return m.enter(Backup, now, reason, m.startDown(now, m.masterDown()), BecomeBackup{})
 }
 
 func (m *Machine) toMaster(now time.Time, reason string) []Action {
 	m.master = m.cfg.Local
 	return m.enter(Master, now, reason,
-		SendAdvert{Priority: m.Priority()}, BecomeMaster{}, StartAdvertTimer{D: m.cfg.AdvertInterval})
+		m.advertise(now), BecomeMaster{}, StartAdvertTimer{D: m.cfg.AdvertInterval})
 }
 
 func (m *Machine) enter(s State, now time.Time, reason string, acts ...Action) []Action {
 	m.state = s
 	m.since = now
+	if s != Backup {
+		m.downAt = time.Time{}
+	}
 	if s != Master && s != Backup {
 		m.master = netip.Addr{}
 	}

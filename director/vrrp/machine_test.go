@@ -111,9 +111,13 @@ func TestMachine(t *testing.T) {
 		{"split brain: master answers lower and equal-lower-address masters", baseCfg(), []step{
 			startup, takeover,
 			{AdvertReceived{From: upper, Priority: 99, MaxAdvertInterval: 100},
-				[]Action{SendAdvert{100}, StartAdvertTimer{time.Second}, SendGratuitous{}}, Master},
+				[]Action{SendAdvert{100}, StartAdvertTimer{time.Second}, SendGratuitous{Rounds: 1}}, Master},
+			// One second later: the advert again, the re-announcement
+			// not before ReannounceHoldoff (2 s).
 			{AdvertReceived{From: lower, Priority: 100, MaxAdvertInterval: 100},
-				[]Action{SendAdvert{100}, StartAdvertTimer{time.Second}, SendGratuitous{}}, Master},
+				[]Action{SendAdvert{100}, StartAdvertTimer{time.Second}}, Master},
+			{AdvertReceived{From: lower, Priority: 100, MaxAdvertInterval: 100},
+				[]Action{SendAdvert{100}, StartAdvertTimer{time.Second}, SendGratuitous{Rounds: 1}}, Master},
 		}},
 		{"master hears priority 0 and re-advertises", baseCfg(), []step{
 			startup, takeover,
@@ -152,6 +156,18 @@ func TestMachine(t *testing.T) {
 			{FaultChanged{Bad: false}, nil, Backup},
 			{AdvertReceived{From: lower, Priority: 60, MaxAdvertInterval: 100}, nil, Backup},
 			takeover,
+		}},
+		{"late master down expiry: one grace of interval + skew, then takeover", baseCfg(), []step{
+			startup,
+			{MasterDownTimerFired{Late: 2 * time.Second}, []Action{StartMasterDownTimer{time.Second + skew100}}, Backup},
+			// An advert ends the grace; the next late expiry gets one again.
+			{AdvertReceived{From: upper, Priority: 200, MaxAdvertInterval: 100}, []Action{StartMasterDownTimer{down100}}, Backup},
+			{MasterDownTimerFired{Late: 300 * time.Millisecond}, []Action{StartMasterDownTimer{time.Second + skew100}}, Backup},
+			{MasterDownTimerFired{Late: time.Second}, takeover.want, Master},
+		}},
+		{"on-time or slightly late expiry takes over", baseCfg(), []step{
+			startup,
+			{MasterDownTimerFired{Late: 200 * time.Millisecond}, takeover.want, Master},
 		}},
 		{"priority change while master is advertised at once", baseCfg(), []step{
 			startup, takeover,

@@ -3,8 +3,9 @@ package vrrp
 import (
 	"context"
 	"log/slog"
-	"os/exec"
 	"time"
+
+	"github.com/golvs/golvs/internal/proc"
 )
 
 // notifier runs `program STATE` for each transition, one at a time and in
@@ -56,13 +57,20 @@ func (n *notifier) run(ctx context.Context) {
 	}
 }
 
+// exec runs the program through internal/proc: its own process group, a
+// minimal environment (PATH only), and a return as soon as it exits.
+// Children it leaves in the background (a delayed arping) live until the
+// timeout and are killed with the group there; a pipe they hold delays
+// neither the next notification nor shutdown.
 func (n *notifier) exec(ctx context.Context, s State) {
-	ctx, cancel := context.WithTimeout(ctx, n.timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, n.program, s.String())
-	out, err := cmd.CombinedOutput()
+	res, err := proc.Run(ctx, proc.Cmd{
+		Argv:      []string{n.program, s.String()},
+		Stdout:    true,
+		Timeout:   n.timeout,
+		Leftovers: proc.LingerUntilDeadline,
+	})
 	if err != nil {
-		n.log.Warn("notify program failed", "program", n.program, "state", s, "err", err, "output", string(out))
+		n.log.Warn("notify program failed", "program", n.program, "state", s, "err", err, "output", string(res.Output))
 		return
 	}
 	n.log.Debug("notify program ran", "program", n.program, "state", s)

@@ -34,12 +34,15 @@ type Config struct {
 	VIPs []netip.Addr
 	// FaultDecrement: see MachineConfig.
 	FaultDecrement uint8
+	// MaxMasterInterval bounds the advert interval learned from a master;
+	// 0 = four times our own. See MachineConfig.
+	MaxMasterInterval time.Duration
 	// GratuitousCount rounds are sent on becoming master and again after
 	// GratuitousDelay. Defaults 5 and 2s.
 	GratuitousCount int
 	GratuitousDelay time.Duration
 	NotifyTimeout   time.Duration // default 10s
-	HistoryLen      int           // transitions kept for Status; default 16
+	HistoryLen      int           // transitions kept for Status; default DefaultHistoryLen
 	Logger          *slog.Logger
 }
 
@@ -53,6 +56,10 @@ type Transition struct {
 // Drops counts adverts that were received and discarded, by cause.
 type Drops struct {
 	TTL, Interface, Destination, Malformed, VRID, Unsigned, BadMAC, Replay uint64
+	// Stale: signed adverts of an epoch never proven live, heard after the
+	// trust window (see Auth): replays of a capture, or a peer whose
+	// answers do not reach us.
+	Stale uint64
 }
 
 // Status is a snapshot of a Runner.
@@ -106,8 +113,8 @@ func NewRunner(cfg Config, hooks Hooks) (*Runner, error) {
 	if cfg.NotifyTimeout == 0 {
 		cfg.NotifyTimeout = 10 * time.Second
 	}
-	if cfg.HistoryLen == 0 {
-		cfg.HistoryLen = 16
+	if cfg.HistoryLen <= 0 {
+		cfg.HistoryLen = DefaultHistoryLen
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -193,9 +200,14 @@ func sourceAddrs(ifi *net.Interface, vips []netip.Addr) (v4, ll netip.Addr, err 
 	return v4, ll, nil
 }
 
+// received is what the reader hands the protocol loop: an advert for the
+// machine, a challenge to answer, or only a request to challenge (ask with
+// a stale advert, which the machine must not see).
 type received struct {
-	adv  Advert
-	from netip.Addr
+	adv     Advert
+	from    netip.Addr
+	verdict Verdict // zero without auth
+	stale   bool
 }
 
 // Run speaks VRRP until ctx ends, then sends a priority-0 advert if master,
@@ -241,13 +253,13 @@ func (r *Runner) Run(ctx context.Context) error {
 			dsts = []netip.Addr{GroupV6}
 		}
 	}
-	var txAuth, rxAuth *Auth
+	var auth *Auth
 	if f.AuthKeyFile != "" {
 		key, err := LoadKey(f.AuthKeyFile)
 		if err != nil {
 			return err
 		}
-		txAuth, rxAuth = NewAuth(key), NewAuth(key)
+		auth = NewAuth(key)
 	}
 	conn, err := openAdvertConn(ifi, v6, multicast)
 	if err != nil {
@@ -255,20 +267,20 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	return r.serve(ctx, env{
 		conn: conn, ann: &announcer{ifi: ifi, ll: ll}, ifIndex: ifi.Index,
-		local: local, dsts: dsts, multicast: multicast, addrs: addrs, txAuth: txAuth, rxAuth: rxAuth,
+		local: local, dsts: dsts, multicast: multicast, addrs: addrs, auth: auth,
 	})
 }
 
 // env is everything serve needs from the host; tests pass fakes.
 type env struct {
-	conn           advertConn
-	ann            gratuitous
-	ifIndex        int
-	local          netip.Addr
-	dsts           []netip.Addr // multicast group, or the unicast peers
-	multicast      bool
-	addrs          []netip.Addr // carried in adverts
-	txAuth, rxAuth *Auth
+	conn      advertConn
+	ann       gratuitous
+	ifIndex   int
+	local     netip.Addr
+	dsts      []netip.Addr // multicast group, or the unicast peers
+	multicast bool
+	addrs     []netip.Addr // carried in adverts
+	auth      *Auth
 }
 
 // gratuitous announces VIPs on the link.
@@ -281,6 +293,11 @@ type gratuitous interface {
 func (r *Runner) serve(ctx context.Context, e env) error {
 	f := r.cfg.Failover
 	log := r.log.With("local", e.local)
+	if e.auth != nil {
+		// Unproven adverts may hold us backup for one master down
+		// interval of our own; we challenge once per advert interval.
+		e.auth.SetTrustWindow(3*f.AdvertInterval+time.Duration(256-int64(f.Priority))*f.AdvertInterval/256, f.AdvertInterval)
+	}
 	r.mu.Lock()
 	r.status.Local = e.local
 	r.status.Priority = f.Priority
@@ -304,17 +321,19 @@ func (r *Runner) serve(ctx context.Context, e env) error {
 	}()
 
 	l := &loop{
-		r: r, log: log, e: e, notify: n,
+		r: r, log: log, e: e, notify: n, rx: rx,
 		m: NewMachine(MachineConfig{
 			Priority: f.Priority, AdvertInterval: f.AdvertInterval, Preempt: f.Preempt,
 			Local: e.local, FaultDecrement: r.cfg.FaultDecrement,
+			MaxMasterInterval: r.cfg.MaxMasterInterval,
+			ReannounceHoldoff: max(r.cfg.GratuitousDelay, 2*f.AdvertInterval),
 		}),
 		timer: time.NewTimer(time.Hour),
 		garp:  time.NewTimer(time.Hour),
 	}
 	l.timer.Stop()
 	l.garp.Stop()
-	log.Info("vrrp starting", "priority", f.Priority, "advert_interval", f.AdvertInterval, "multicast", e.multicast, "auth", e.txAuth != nil)
+	log.Info("vrrp starting", "priority", f.Priority, "advert_interval", f.AdvertInterval, "multicast", e.multicast, "auth", e.auth != nil)
 	l.step(ctx, Startup{})
 	for {
 		select {
@@ -325,16 +344,20 @@ func (r *Runner) serve(ctx context.Context, e env) error {
 			cancel()
 			return nil
 		case p := <-rx:
-			l.step(ctx, AdvertReceived{From: p.from, Priority: p.adv.Priority, MaxAdvertInterval: p.adv.MaxAdvertInterval})
+			l.received(ctx, p)
 		case <-l.timer.C:
 			if l.timerIsAdvert {
 				l.step(ctx, AdvertTimerFired{})
-			} else {
-				l.step(ctx, MasterDownTimerFired{})
+			} else if l.drainAdverts(ctx) {
+				late := time.Since(l.downDeadline)
+				if late > 20*time.Millisecond {
+					log.Info("vrrp: master down timer fired late: we did not run", "late", late)
+				}
+				l.step(ctx, MasterDownTimerFired{Late: late})
 			}
 		case <-l.garp.C:
 			if l.m.State() == Master {
-				l.announce()
+				l.announce(0)
 			}
 		case ev := <-r.ctl:
 			l.step(ctx, ev)
@@ -384,10 +407,24 @@ func (r *Runner) readLoop(e env, out chan<- received, done <-chan struct{}) {
 			continue
 		}
 		var adv Advert
-		if e.rxAuth != nil {
-			adv, err = e.rxAuth.Open(b, info.src, info.dst)
+		var v Verdict
+		if e.auth != nil {
+			if len(b) > 1 && b[1] != vrid {
+				// Other virtual routers may share the key and the
+				// segment: their epochs are none of our business.
+				drop(&r.status.Drops.VRID)
+				continue
+			}
+			adv, v, err = e.auth.Open(b, info.src, info.dst, time.Now())
 		} else {
 			adv, err = Parse(b, info.src, info.dst)
+			v.Fresh = true
+		}
+		stale := errors.Is(err, ErrStale)
+		if stale && v.Ask {
+			// Keep asking: the answer that proves a live master may
+			// have been lost. The loop sees only the request.
+			adv, err = Advert{VRID: vrid}, nil
 		}
 		switch {
 		case errors.Is(err, ErrUnsigned):
@@ -396,14 +433,19 @@ func (r *Runner) readLoop(e env, out chan<- received, done <-chan struct{}) {
 			drop(&r.status.Drops.BadMAC)
 		case errors.Is(err, ErrReplay):
 			drop(&r.status.Drops.Replay)
+		case stale && err != nil:
+			drop(&r.status.Drops.Stale)
 		case err != nil:
 			drop(&r.status.Drops.Malformed)
 			r.log.Debug("vrrp: dropped advert", "from", info.src, "err", err)
 		case adv.VRID != vrid:
 			drop(&r.status.Drops.VRID)
 		default:
+			if stale {
+				drop(&r.status.Drops.Stale)
+			}
 			select {
-			case out <- received{adv: adv, from: info.src}:
+			case out <- received{adv: adv, from: info.src, verdict: v, stale: stale}:
 			case <-done:
 				return
 			}
@@ -419,9 +461,60 @@ type loop struct {
 	notify *notifier
 	m      *Machine
 
+	rx            <-chan received
 	timer         *time.Timer
 	timerIsAdvert bool
+	armed         uint64    // counts timer (re)arms and stops
+	downDeadline  time.Time // when the master down timer is due
 	garp          *time.Timer
+}
+
+// drainAdverts steps every advert already received before the master down
+// timer's expiry is acted on, and reports whether the expiry still stands.
+// select picks at random among ready cases, and a hook (OnBackup at
+// startup, under a busy director) can hold the loop past the expiry while
+// the reader queues a live master's adverts: without this, a joining backup
+// became master for a moment next to an advertising master. RFC 9568 resets
+// the timer on each advert heard before it runs out; so do we.
+func (l *loop) drainAdverts(ctx context.Context) bool {
+	armed := l.armed
+	for {
+		select {
+		case p := <-l.rx:
+			l.received(ctx, p)
+		default:
+			return l.armed == armed
+		}
+	}
+}
+
+func (l *loop) received(ctx context.Context, p received) {
+	if p.verdict.Ask {
+		l.sendChallenge()
+	}
+	switch {
+	case p.stale:
+		return
+	case p.verdict.Challenge:
+		// Only a master's adverts count as an answer; answering is
+		// rate-limited per challenger so replayed challenges cannot
+		// make us flood.
+		if l.m.State() == Master && l.e.auth.ShouldAnswer(p.from, p.verdict.Epoch, time.Now(), l.r.cfg.Failover.AdvertInterval/2) {
+			l.send(l.m.Priority(), func(adv Advert, dst netip.Addr) ([]byte, error) {
+				return l.e.auth.SealAnswer(adv, l.e.local, dst, p.verdict.Epoch)
+			})
+		}
+		return
+	}
+	l.step(ctx, AdvertReceived{From: p.from, Priority: p.adv.Priority, MaxAdvertInterval: p.adv.MaxAdvertInterval,
+		Unverified: !p.verdict.Fresh})
+}
+
+// sendChallenge asks the peers to prove their epoch (see Auth).
+func (l *loop) sendChallenge() {
+	l.send(l.m.Priority(), func(adv Advert, dst netip.Addr) ([]byte, error) {
+		return l.e.auth.SealChallenge(adv, l.e.local, dst)
+	})
 }
 
 func (l *loop) step(ctx context.Context, ev Event) {
@@ -443,17 +536,21 @@ func (l *loop) do(ctx context.Context, from State, a Action) {
 	case StartAdvertTimer:
 		l.timer.Reset(a.D)
 		l.timerIsAdvert = true
+		l.armed++
 	case StartMasterDownTimer:
 		l.timer.Reset(a.D)
+		l.downDeadline = time.Now().Add(a.D)
 		l.timerIsAdvert = false
+		l.armed++
 	case StopTimers:
 		l.timer.Stop()
+		l.armed++
 		l.garp.Stop()
 	case BecomeMaster:
 		if err := l.r.hooks.OnMaster(ctx); err != nil {
 			l.log.Error("vrrp: OnMaster hook failed", "err", err)
 		}
-		l.announce()
+		l.announce(0)
 		l.garp.Reset(l.r.cfg.GratuitousDelay)
 	case BecomeBackup:
 		l.garp.Stop()
@@ -461,15 +558,12 @@ func (l *loop) do(ctx context.Context, from State, a Action) {
 			l.log.Error("vrrp: OnBackup hook failed", "err", err)
 		}
 	case SendGratuitous:
-		l.announce()
+		l.announce(a.Rounds)
 	case NotifyState:
 		l.log.Info("vrrp state change", "from", from, "to", a.State, "reason", a.Reason)
 		l.r.mu.Lock()
-		h := append(l.r.status.Transitions, Transition{Time: time.Now(), From: from, To: a.State, Reason: a.Reason})
-		if over := len(h) - l.r.cfg.HistoryLen; over > 0 {
-			h = slices.Delete(h, 0, over)
-		}
-		l.r.status.Transitions = h
+		l.r.status.Transitions = appendHistory(l.r.status.Transitions,
+			Transition{Time: time.Now(), From: from, To: a.State, Reason: a.Reason}, l.r.cfg.HistoryLen)
 		l.r.mu.Unlock()
 		if a.State != Init {
 			l.notify.enqueue(a.State)
@@ -478,18 +572,22 @@ func (l *loop) do(ctx context.Context, from State, a Action) {
 }
 
 func (l *loop) sendAdvert(prio uint8) {
+	l.send(prio, func(adv Advert, dst netip.Addr) ([]byte, error) {
+		if l.e.auth != nil {
+			return l.e.auth.Seal(adv, l.e.local, dst)
+		}
+		return adv.Marshal(l.e.local, dst)
+	})
+}
+
+// send marshals our advert at prio with enc for every destination and sends it.
+func (l *loop) send(prio uint8, enc func(Advert, netip.Addr) ([]byte, error)) {
 	adv := Advert{
 		VRID: l.r.cfg.Failover.VirtualRouterID, Priority: prio,
 		MaxAdvertInterval: Centiseconds(l.r.cfg.Failover.AdvertInterval), Addrs: l.e.addrs,
 	}
 	for _, dst := range l.e.dsts {
-		var b []byte
-		var err error
-		if l.e.txAuth != nil {
-			b, err = l.e.txAuth.Seal(adv, l.e.local, dst, time.Now())
-		} else {
-			b, err = adv.Marshal(l.e.local, dst)
-		}
+		b, err := enc(adv, dst)
 		if err == nil {
 			err = l.e.conn.write(b, l.e.local, dst)
 		}
@@ -499,8 +597,12 @@ func (l *loop) sendAdvert(prio uint8) {
 	}
 }
 
-func (l *loop) announce() {
-	for range l.r.cfg.GratuitousCount {
+// announce sends rounds gratuitous rounds, or the configured count if 0.
+func (l *loop) announce(rounds int) {
+	if rounds <= 0 {
+		rounds = l.r.cfg.GratuitousCount
+	}
+	for range rounds {
 		if err := l.e.ann.announce(l.r.cfg.VIPs); err != nil {
 			l.log.Warn("vrrp: gratuitous announcement", "err", err)
 			return

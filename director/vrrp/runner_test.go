@@ -1,14 +1,17 @@
 package vrrp
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -27,6 +30,7 @@ type sentPkt struct {
 	at       time.Duration // since the bubble started
 	adv      Advert
 	src, dst netip.Addr
+	b        []byte
 }
 
 // fakeConn stands in for the raw socket: tests push received packets and
@@ -60,7 +64,7 @@ func (c *fakeConn) write(b []byte, src, dst netip.Addr) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.sent = append(c.sent, sentPkt{at: time.Since(c.start), adv: a, src: src, dst: dst})
+	c.sent = append(c.sent, sentPkt{at: time.Since(c.start), adv: a, src: src, dst: dst, b: bytes.Clone(b)})
 	return nil
 }
 
@@ -240,15 +244,17 @@ func TestRunnerTimeline(t *testing.T) {
 			t.Errorf("gratuitous rounds (-want +got):\n%s", diff)
 		}
 
-		// A lower-priority master appears (split brain): we answer at once
-		// and re-announce.
+		// A lower-priority master appears (split brain) more than half an
+		// interval after our last advert: we answer at once and re-announce
+		// with one gratuitous round.
+		time.Sleep(200 * time.Millisecond)
 		now := time.Since(conn.start)
 		deliver(advertFrom(t, peer, 51, 50), goodInfo())
 		if s := conn.takeSent(); len(s) != 1 || s[0].at != now {
 			t.Errorf("split brain: sent %+v, want one advert at %v", s, now)
 		}
-		if a := ann.take(); len(a) != 5 {
-			t.Errorf("split brain: %d gratuitous rounds, want 5", len(a))
+		if a := ann.take(); len(a) != 1 {
+			t.Errorf("split brain: %d gratuitous rounds, want 1", len(a))
 		}
 
 		// A higher-priority master: we step down.
@@ -358,6 +364,121 @@ func TestNotifierOrder(t *testing.T) {
 	}
 	if got, want := string(b), "backup\nmaster\nbackup\nfault\n"; got != want {
 		t.Errorf("notify calls %q, want %q", got, want)
+	}
+}
+
+// TestNotifierLeftChild (issue 18.5): a notify program that leaves
+// `sleep 12 &` holding its output delays neither the next notification nor
+// the notifier's end (shutdown), and its environment is PATH alone
+// (issue 18.10).
+func TestNotifierLeftChild(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	pids := filepath.Join(dir, "pids")
+	env := filepath.Join(dir, "env")
+	prog := filepath.Join(dir, "notify")
+	script := "#!/bin/sh\necho \"$1\" >> " + out + "\nenv > " + env + "\nsleep 12 &\necho $! >> " + pids + "\n"
+	if err := os.WriteFile(prog, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOLVS_TEST_SECRET", "hunter2")
+	const timeout = 5 * time.Second
+	n := newNotifier(prog, timeout, slogDiscard())
+	n.enqueue(Backup)
+	n.enqueue(Master)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	start := time.Now()
+	n.run(ctx)
+	took := time.Since(start)
+	t.Cleanup(func() {
+		b, _ := os.ReadFile(pids)
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	// Waiting on the child's pipe took 12 s a notification; even one
+	// timeout is too long for two notifications.
+	if took >= timeout {
+		t.Errorf("two notifications took %v, want well under one %v timeout", took, timeout)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "backup\nmaster\n" {
+		t.Errorf("notify calls %q", b)
+	}
+	b, err := os.ReadFile(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		switch {
+		case kv == "PATH=/usr/sbin:/usr/bin:/sbin:/bin":
+		case strings.HasPrefix(kv, "PWD="), strings.HasPrefix(kv, "SHLVL="), strings.HasPrefix(kv, "_="):
+			// set by the shell itself
+		default:
+			t.Errorf("notify program sees %q", kv)
+		}
+	}
+}
+
+// TestRunnerShutdownLingeringNotify (issue 18.5): a runner whose notify
+// program leaves `sleep 12 &` behind stops at once on shutdown, in real
+// time with real processes, instead of waiting on the child's pipe.
+func TestRunnerShutdownLingeringNotify(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	pids := filepath.Join(dir, "pids")
+	prog := filepath.Join(dir, "notify")
+	script := "#!/bin/sh\nsleep 12 &\necho $! >> " + pids + "\necho \"$1\" >> " + out + "\n"
+	if err := os.WriteFile(prog, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b, _ := os.ReadFile(pids)
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	const notifyTimeout = 10 * time.Second
+	conn := newFakeConn()
+	hl := &hookLog{start: conn.start}
+	r, err := NewRunner(Config{
+		Interface: "fake0",
+		Failover: config.Failover{
+			VirtualRouterID: 51, Priority: 100, AdvertInterval: time.Second, Notify: prog,
+		},
+		VIPs:          []netip.Addr{testVI},
+		NotifyTimeout: notifyTimeout,
+	}, hl.hooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- r.serve(ctx, env{
+			conn: conn, ann: &fakeAnn{start: conn.start}, ifIndex: 2, local: me,
+			dsts: []netip.Addr{GroupV4}, multicast: true, addrs: []netip.Addr{testVI},
+		})
+	}()
+	// The startup notification (backup) has run once its line is written.
+	deadline := time.Now().Add(notifyTimeout)
+	for b, _ := os.ReadFile(out); !strings.Contains(string(b), "backup"); b, _ = os.ReadFile(out) {
+		if time.Now().After(deadline) {
+			t.Fatal("no startup notification")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop := time.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(stop); took >= notifyTimeout {
+		t.Errorf("shutdown took %v, want well under the %v notify timeout", took, notifyTimeout)
 	}
 }
 

@@ -59,8 +59,9 @@ type Result struct {
 	WeightPercent int
 }
 
-// Up returns the Result of a plain pass/fail check.
-func Up(err error) Result { return Result{Err: err, WeightPercent: WeightNotReported} }
+// Up returns the Result of a plain pass/fail check; an error of the
+// director's own limits becomes a *LocalError (Classify).
+func Up(err error) Result { return Result{Err: Classify(err), WeightPercent: WeightNotReported} }
 
 // WeightNotReported is a WeightPercent that no agent reported: the
 // configured weight is used as is. It is the one spelling of "no weight"

@@ -33,7 +33,8 @@ func NewDNS(query, qtype string) (*DNS, error) {
 }
 
 // Check sends one query.
-func (d *DNS) Check(ctx context.Context, t Target) error {
+func (d *DNS) Check(ctx context.Context, t Target) (err error) {
+	defer func() { err = Classify(err) }()
 	m := new(dns.Msg)
 	m.SetQuestion(d.name, d.qtype)
 	c := &dns.Client{Net: "udp", UDPSize: dns.DefaultMsgSize}

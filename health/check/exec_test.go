@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -62,6 +63,82 @@ func TestExecEnv(t *testing.T) {
 	}
 	if want := "web 192.0.2.1 80 8080\n"; string(got) != want {
 		t.Errorf("env = %q, want %q", got, want)
+	}
+}
+
+// TestExecMinimalEnv (issue 18.10): the command sees PATH and the GOLVS_
+// variables, nothing of the director's environment.
+func TestExecMinimalEnv(t *testing.T) {
+	t.Setenv("GOLVS_TEST_SECRET", "hunter2")
+	out := filepath.Join(t.TempDir(), "env")
+	err, _ := runExec(t, time.Second, "sh", "-c", `env > "$0"`, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSpace(string(b)), "\n")
+	slices.Sort(got)
+	// sh itself adds PWD (and nothing else under dash or bash -c).
+	got = slices.DeleteFunc(got, func(s string) bool {
+		return strings.HasPrefix(s, "PWD=") || strings.HasPrefix(s, "SHLVL=") || strings.HasPrefix(s, "_=")
+	})
+	want := []string{
+		"GOLVS_BACKEND_ADDRESS=192.0.2.1", "GOLVS_BACKEND_PORT=80", "GOLVS_CHECK_PORT=8080",
+		"GOLVS_SERVICE=web", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("env = %q, want %q", got, want)
+	}
+}
+
+// TestExecHelperHoldsStderr (issue 18.13): a check that exits 0 but leaves
+// a helper holding stderr passes, at once, and the helper is killed.
+func TestExecHelperHoldsStderr(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	const timeout = 5 * time.Second
+	err, took := runExec(t, timeout, "sh", "-c", `sleep 60 & echo $! > "$0"`, pidFile)
+	if err != nil {
+		t.Errorf("err = %v, want success", err)
+	}
+	if took >= timeout {
+		t.Errorf("check took %v, want well under its %v timeout", took, timeout)
+	}
+	b, _ := os.ReadFile(pidFile)
+	pid, rerr := strconv.Atoi(strings.TrimSpace(string(b)))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("helper %d survived the check", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestExecSetsidHelper (issue 18.13): a helper that leaves the process
+// group with setsid and keeps stderr open does not fail or delay the check.
+// It escapes the group kill (documented in internal/proc); repeated checks
+// leave one each, which this test cleans up itself.
+func TestExecSetsidHelper(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	const timeout = 5 * time.Second
+	err, took := runExec(t, timeout, "sh", "-c",
+		`setsid sh -c 'echo $$ > "$0"; exec sleep 60' "$0" & while [ ! -s "$0" ]; do sleep 0.01; done`, pidFile)
+	b, _ := os.ReadFile(pidFile)
+	if pid, rerr := strconv.Atoi(strings.TrimSpace(string(b))); rerr == nil {
+		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	}
+	if err != nil {
+		t.Errorf("err = %v, want success", err)
+	}
+	if took >= timeout {
+		t.Errorf("check took %v, want well under its %v timeout", took, timeout)
 	}
 }
 

@@ -79,7 +79,8 @@ func NewHTTP(cfg *config.Check) *HTTP {
 }
 
 // Check performs one GET.
-func (h *HTTP) Check(ctx context.Context, t Target) error {
+func (h *HTTP) Check(ctx context.Context, t Target) (err error) {
+	defer func() { err = Classify(err) }()
 	u := url.URL{Scheme: h.scheme, Host: t.Addr.String(), Path: h.path, RawQuery: h.query}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/golvs/golvs/config"
 )
@@ -158,7 +159,7 @@ func TestHTTPS(t *testing.T) {
 	addr := hostPort(srv)
 
 	c := httpCheck(config.Check{Type: config.CheckHTTPS, Host: "www.example.com", ExpectBody: "host=www.example.com"})
-	if err, _ := run(t, c, addr); err != nil {
+	if err, _ := runFor(t, c, addr, 10*time.Second); err != nil {
 		t.Fatalf("tls_verify=false: %v", err)
 	}
 	if got := sni.Load(); got != "www.example.com" {
@@ -167,7 +168,7 @@ func TestHTTPS(t *testing.T) {
 
 	// httptest's certificate is not signed by a CA the system trusts.
 	c = httpCheck(config.Check{Type: config.CheckHTTPS, Host: "example.com", TLSVerify: true})
-	err, _ := run(t, c, addr)
+	err, _ := runFor(t, c, addr, 10*time.Second)
 	var cve *tls.CertificateVerificationError
 	var uae x509.UnknownAuthorityError
 	if !errors.As(err, &cve) || !errors.As(err, &uae) {
@@ -175,6 +176,6 @@ func TestHTTPS(t *testing.T) {
 	}
 
 	// Plain HTTP to a TLS port fails (and does not hang).
-	err, _ = run(t, httpCheck(config.Check{}), addr)
+	err, _ = runFor(t, httpCheck(config.Check{}), addr, 10*time.Second)
 	wantErrContains(t, err, "status 400")
 }

@@ -32,7 +32,8 @@ type TCP struct {
 }
 
 // Check connects once.
-func (c TCP) Check(ctx context.Context, t Target) error {
+func (c TCP) Check(ctx context.Context, t Target) (err error) {
+	defer func() { err = Classify(err) }()
 	sa, family, ok := sockaddr(t.Addr)
 	if !ok {
 		return dialCheck(ctx, t)

@@ -25,7 +25,8 @@ type UDP struct {
 }
 
 // Check sends one datagram and reads one reply.
-func (u UDP) Check(ctx context.Context, t Target) error {
+func (u UDP) Check(ctx context.Context, t Target) (err error) {
+	defer func() { err = Classify(err) }()
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "udp", t.Addr.String())
 	if err != nil {

@@ -37,7 +37,7 @@ func main() {
 }
 
 func usage() error {
-	return errors.New("usage: lab prereqs | lab run [--timeout D] [--vm] [--cpus N] -- CMD ARGS... | lab test [--vm] [--run REGEXP] | lab demo [--vm] | lab bench ...")
+	return errors.New("usage: lab prereqs | lab run [--timeout D] [--vm] [--cpus N] -- CMD ARGS... | lab test [--vm] [--run REGEXP] | lab demo [--vm] | lab bench [flags]")
 }
 
 func run(ctx context.Context, args []string) (int, error) {

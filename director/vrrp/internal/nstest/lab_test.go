@@ -74,13 +74,12 @@ func vrrpd(t *testing.T) string {
 }
 
 type lab struct {
-	t      *testing.T
-	nsA    string
-	nsB    string
-	dir    string
-	mu     sync.Mutex
-	procs  []*proc
-	prefix string
+	t     *testing.T
+	nsA   string
+	nsB   string
+	dir   string
+	mu    sync.Mutex
+	procs []*proc
 }
 
 type proc struct {

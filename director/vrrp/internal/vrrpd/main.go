@@ -1,6 +1,10 @@
 // Command vrrpd runs one vrrp.Runner whose hooks add and remove VIPs on the
 // interface with netlink. It exists for the namespace tests: it prints one
 // line per transition on stdout ("STATE master <unix-nanos>").
+//
+// With -capture or -replay it is instead the attacker of the replay tests:
+// it records the VRRP payloads a source sends, or sends recorded ones again
+// from this namespace (see capture.go).
 package main
 
 import (
@@ -40,7 +44,31 @@ func run() error {
 	peers := flag.String("peers", "", "comma-separated unicast peers")
 	key := flag.String("key", "", "auth key file")
 	notify := flag.String("notify", "", "notify program")
+	backupDelay := flag.Duration("first-backup-delay", 0, "make the first OnBackup (startup) take this long, like a busy director")
+	capture := flag.String("capture", "", "record VRRP payloads from -src to this file (-count of them) and exit")
+	replay := flag.String("replay", "", "send the payloads recorded in this file from -src, one per -every, and exit")
+	src := flag.String("src", "", "source address for -capture / -replay")
+	count := flag.Int("count", 10, "payloads to record with -capture")
+	every := flag.Duration("every", time.Second, "pace of -replay and -forge")
+	forge := flag.Int("forge", 0, "send this many forged plain adverts at -prio with -forge-interval from -src, one per -every, and exit")
+	forgeInterval := flag.Uint("forge-interval", 100, "advert interval of -forge, centiseconds")
 	flag.Parse()
+	switch {
+	case *forge > 0:
+		var vs []netip.Addr
+		for _, s := range strings.Split(*vips, ",") {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return err
+			}
+			vs = append(vs, a)
+		}
+		return forgeAdverts(*iface, *src, uint8(*vrid), uint8(*prio), uint16(*forgeInterval), vs, *forge, *every)
+	case *capture != "":
+		return captureAdverts(*iface, *src, *capture, *count)
+	case *replay != "":
+		return replayAdverts(*iface, *src, *replay, *every)
+	}
 
 	cfg := vrrp.Config{
 		Interface: *iface,
@@ -89,6 +117,10 @@ func run() error {
 			return errors.Join(errs...)
 		},
 		OnBackup: func(context.Context) error {
+			if d := *backupDelay; d > 0 {
+				*backupDelay = 0
+				time.Sleep(d)
+			}
 			var errs []error
 			for _, a := range cfg.VIPs {
 				if err := netlink.AddrDel(link, addr(a)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
