@@ -187,3 +187,62 @@ func TestSystemdPackage(t *testing.T) {
 	}
 	must(t, "systemctl", "stop", "golvs-realserver")
 }
+
+// TestSystemdDirectorUnit runs the shipped director unit, hardening and
+// all, under systemd: the director programs IPVS and adds the VIP, and
+// `systemctl stop` leaves both in place. Until the director sends READY=1
+// and watchdog pings (issue 15: the runtime's notify wiring), a drop-in
+// runs it as Type=exec without a watchdog; everything else is the shipped
+// unit.
+func TestSystemdDirectorUnit(t *testing.T) {
+	requireSystemd(t)
+	installedDeb(t)
+	const dropIn = "/run/systemd/system/golvs-director.service.d"
+	if err := os.MkdirAll(dropIn, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dropIn+"/lab.conf", "[Service]\nType=exec\nWatchdogSec=0\n")
+	must(t, "systemctl", "daemon-reload")
+
+	must(t, "ip", "link", "add", "dir0", "type", "veth", "peer", "name", "dir1")
+	must(t, "ip", "addr", "add", "10.1.0.1/24", "dev", "dir0")
+	must(t, "ip", "link", "set", "dir0", "up")
+	writeFile(t, "/etc/golvs/topology.toml", `[director]
+interface = "dir0"
+
+[[service]]
+name = "web"
+address = "10.1.0.100"
+port = 80
+forwarding = "nat"
+scheduler = "rr"
+
+[[service.backend]]
+address = "10.1.0.2"
+port = 8080
+`)
+	must(t, "systemctl", "start", "golvs-director")
+	ipvs := func() string { return must(t, "ipvsadm", "-Ln") }
+	eventually(t, 60*time.Second, "the director programs IPVS and adds the VIP under the hardened unit", func() error {
+		if out := ipvs(); !strings.Contains(out, "10.1.0.100:80") || !strings.Contains(out, "10.1.0.2:8080") {
+			return fmt.Errorf("ipvsadm -Ln:\n%s", out)
+		}
+		if out := must(t, "ip", "-4", "addr", "show", "dev", "dir0"); !strings.Contains(out, "10.1.0.100/") {
+			return fmt.Errorf("VIP not on dir0:\n%s", out)
+		}
+		return nil
+	})
+	if st := unitProp(t, "golvs-director", "ActiveState"); st != "active" {
+		t.Fatalf("ActiveState %s\n%s", st, must(t, "journalctl", "-u", "golvs-director", "--no-pager"))
+	}
+	if j := must(t, "journalctl", "-u", "golvs-director", "--no-pager"); strings.Contains(j, "permission denied") || strings.Contains(j, "operation not permitted") {
+		t.Errorf("the hardened unit denied the director something:\n%s", j)
+	}
+	must(t, "systemctl", "stop", "golvs-director")
+	if out := ipvs(); !strings.Contains(out, "10.1.0.100:80") || !strings.Contains(out, "10.1.0.2:8080") {
+		t.Errorf("systemctl stop removed the IPVS service:\n%s", out)
+	}
+	if _, err := os.Stat("/run/golvs/director.state"); err != nil {
+		t.Errorf("the state file did not survive stop (RuntimeDirectoryPreserve): %v", err)
+	}
+}
