@@ -7,7 +7,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 GO ?= go
 BIN := $(CURDIR)/bin
 
-.PHONY: prereqs all build test unit lab-test demo bench bench-scale bench-health bench-failover go-check clean fmt vet
+.PHONY: prereqs all build deb test unit lab-test demo bench bench-scale bench-health bench-failover go-check clean fmt vet
 
 all: build
 
@@ -22,6 +22,12 @@ go-check:
 
 build: go-check
 	$(GO) build -o $(BIN)/ ./cmd/...
+
+# The Debian package: bin/golvs_<version>_amd64.deb with both binaries, the
+# systemd units and the conffiles (packaging/). Its test (in `make unit`)
+# builds it the same way and runs lintian on it.
+deb: go-check
+	$(GO) run ./packaging/cmd/mkdeb -o $(BIN)
 
 # gofmt from the toolchain go.mod selects, so that CI and editors agree;
 # go vet of every file, the lab- and bench-tagged ones too; staticcheck;

@@ -203,4 +203,3 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return string(b)
 }
-

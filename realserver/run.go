@@ -105,6 +105,12 @@ type Options struct {
 	// DrainGrace is how long the agent reports drain after ctx ends,
 	// before the host is restored.
 	DrainGrace time.Duration
+	// Notify, when set, hears ready, reload and stop (systemd).
+	Notify Notifier
+	// Beat, when set, is called after every pass and at least every
+	// BeatEvery while idle: a watchdog's proof that the loop runs.
+	Beat      func()
+	BeatEvery time.Duration
 }
 
 // Run prepares the host, keeps it prepared until ctx ends, then reports
@@ -153,7 +159,9 @@ func Run(ctx context.Context, o Options) error {
 		})
 	}
 
-	r.loop(ctx, o.Load, o.Reload, o.Resync)
+	o.notifier().Ready(fmt.Sprintf("host prepared: %d addresses", len(d.Addrs)))
+	r.loop(ctx, o.Load, o.Reload, o.Resync, o.notifier(), o.heartbeat())
+	o.notifier().Stopping()
 
 	if o.Agent != nil && o.DrainGrace > 0 {
 		o.Agent.SetDraining(true)
@@ -209,7 +217,7 @@ func (r *runner) reconcile(ctx context.Context, firstErr bool) error {
 	return errors.Join(errs...)
 }
 
-func (r *runner) loop(ctx context.Context, load Loader, reload <-chan struct{}, resync time.Duration) {
+func (r *runner) loop(ctx context.Context, load Loader, reload <-chan struct{}, resync time.Duration, n Notifier, hb heartbeat) {
 	kick := make(chan struct{}, 1)
 	subCtx, stopSub := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -231,27 +239,45 @@ func (r *runner) loop(ctx context.Context, load Loader, reload <-chan struct{}, 
 	}
 	tick := time.NewTicker(resync)
 	defer tick.Stop()
+	beat := time.NewTicker(hb.every)
+	defer beat.Stop()
 	for {
+		reloaded := false
 		select {
 		case <-ctx.Done():
 			return
+		case <-beat.C:
+			hb.beat()
+			continue
 		case <-kick:
 		case <-tick.C:
 		case <-reload:
+			n.Reloading()
 			st, err := r.k.Snapshot(ctx, nil)
 			if err == nil {
 				var d Desired
 				if d, err = load(st.LocalAddrs()); err == nil {
 					r.desired = d
+					reloaded = true
 					r.log.Info("reloaded")
 				}
 			}
 			if err != nil {
 				r.log.Error("reload failed; keeping the current state", "err", err)
+				n.ReloadRejected(err)
 			}
 		}
-		if err := r.reconcile(ctx, false); err != nil && ctx.Err() == nil {
+		err := r.reconcile(ctx, false)
+		if err != nil && ctx.Err() == nil {
 			r.log.Error("reconcile", "err", err)
 		}
+		if reloaded {
+			status := fmt.Sprintf("reload applied: %d addresses", len(r.desired.Addrs))
+			if err != nil {
+				status += "; some changes failed and are retried: " + err.Error()
+			}
+			n.ReloadApplied(status)
+		}
+		hb.beat()
 	}
 }

@@ -2,12 +2,14 @@
 // backends, holds the VIPs and answers on a control socket.
 //
 //	director run     [-config FILE] [--priority N] [--log-format text|json] [--log-level L] [--cleanup-on-exit]
-//	director check   [-config FILE]
+//	director check   [-config FILE] [--exec-condition]
 //	director plan    [-config FILE]
 //	director status  [--socket PATH | -config FILE] [--json]
 //	director drain   [--socket PATH | -config FILE] SERVICE BACKEND
 //	director undrain [--socket PATH | -config FILE] SERVICE BACKEND
 //	director import  [-o FILE] keepalived.conf
+//	director reload  [--pid PID] [--record FILE] [--timeout D]
+//	director version
 package main
 
 import (
@@ -25,6 +27,7 @@ import (
 	"github.com/golvs/golvs/director"
 	"github.com/golvs/golvs/director/ipvs"
 	"github.com/golvs/golvs/health"
+	"github.com/golvs/golvs/internal/version"
 )
 
 const usage = `usage: director COMMAND [flags]
@@ -37,6 +40,8 @@ commands:
   drain    SERVICE BACKEND: give a backend weight 0, keeping its connections
   undrain  SERVICE BACKEND: end an operator drain
   import   [-o FILE] keepalived.conf: write the equivalent topology file
+  reload   SIGHUP the running director and wait until the file is applied (ExecReload)
+  version  print the version and commit
 `
 
 func main() {
@@ -64,6 +69,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDrain(args, stdout, stderr, false)
 	case "import":
 		return cmdImport(args, stdout, stderr)
+	case "reload":
+		return cmdReload(args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "director", version.Get())
+		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -102,6 +112,7 @@ func printConfigError(w io.Writer, err error) {
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check", stderr)
 	path := fs.String("config", config.DefaultPath, "topology file")
+	cond := fs.Bool("exec-condition", false, "exit as systemd's ExecCondition= wants: 1 (skip the unit) when the file has no service, 255 (fail it) when it is invalid")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -109,7 +120,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "director check: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if _, ok := loadConfig(*path, stderr); !ok {
+	topo, ok := loadConfig(*path, stderr)
+	if *cond {
+		return execCondition(*path, topo, ok, stdout, stderr)
+	}
+	if !ok {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)

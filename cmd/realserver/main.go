@@ -5,6 +5,8 @@
 //	                 [--agent-address A] [--drain-grace D] [--log-format text|json] [--log-level L]
 //	realserver check [-config FILE] [--vip ADDR --mode dr|tun]
 //	realserver drain | undrain [--drain-file PATH]
+//	realserver reload  --pid PID [--record FILE] [--timeout D]
+//	realserver version
 package main
 
 import (
@@ -24,6 +26,8 @@ import (
 
 	"github.com/golvs/golvs/config"
 	"github.com/golvs/golvs/internal/logflag"
+	"github.com/golvs/golvs/internal/sdnotify"
+	"github.com/golvs/golvs/internal/version"
 	"github.com/golvs/golvs/realserver"
 )
 
@@ -33,6 +37,8 @@ const usage = `usage:
   realserver check [-config FILE] [--vip ADDR --mode dr|tun]
   realserver drain   [--drain-file PATH]
   realserver undrain [--drain-file PATH]
+  realserver reload  --pid PID [--record FILE] [--timeout D]
+  realserver version
 `
 
 func main() {
@@ -49,6 +55,11 @@ func main() {
 		err = cmdCheck(args, os.Stdout)
 	case "drain", "undrain":
 		err = cmdDrain(os.Args[1], args)
+	case "reload":
+		err = cmdReload(args)
+	case "version":
+		fmt.Println("realserver", version.Get())
+		return
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -197,6 +208,15 @@ func cmdRun(args []string) error {
 		}
 	}()
 
+	// systemd: readiness, reload results, and a watchdog that needs the
+	// loop to keep turning (all no-ops outside a unit).
+	notify := sdnotify.New("realserver")
+	wd := sdnotify.NewWatchdog(notify, log)
+	beat := wd.Register("realserver")
+	wdCtx, stopWD := context.WithCancel(ctx)
+	defer stopWD()
+	go wd.Run(wdCtx)
+
 	return realserver.Run(ctx, realserver.Options{
 		Log:           log,
 		Kernel:        k,
@@ -207,6 +227,9 @@ func cmdRun(args []string) error {
 		Agent:         agent,
 		AgentListener: ln,
 		DrainGrace:    *drainGrace,
+		Notify:        notify,
+		Beat:          beat,
+		BeatEvery:     wd.BeatEvery(),
 	})
 }
 

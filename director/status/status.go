@@ -23,9 +23,9 @@ type Status struct {
 
 // ServiceStatus is one configured service.
 type ServiceStatus struct {
-	Name     string          `json:"name"`
-	Key      string          `json:"key"`
-	InKernel bool            `json:"in_kernel"`
+	Name     string `json:"name"`
+	Key      string `json:"key"`
+	InKernel bool   `json:"in_kernel"`
 	// Quorum is the service's quorum rule (0: none), Serving how many of
 	// its backends count towards it, QuorumLost whether Serving < Quorum.
 	Quorum     int             `json:"quorum,omitempty"`

@@ -47,6 +47,10 @@ var prereqs = []prereq{
 	{path: "sysctl", pkg: "procps", sbinDir: true},
 	{path: "dpkg-deb", pkg: "dpkg"},
 	{path: "apt-get", pkg: "apt"},
+	// `make deb`'s test checks the package with Debian's own linter.
+	{path: "lintian", pkg: "lintian"},
+	// The systemd lab test boots it as the guest's PID 1.
+	{path: "/lib/systemd/systemd", pkg: "systemd"},
 }
 
 // lookTool finds a program, also in the sbin directories.

@@ -41,6 +41,11 @@ type Options struct {
 	CacheDir string
 	// ForceVM boots the guest even when the host could run natively.
 	ForceVM bool
+	// Systemd boots Debian's systemd as the guest's PID 1 (in the host
+	// root, like the command) and runs the command as a unit once
+	// basic.target is up, so the command can use systemctl and journalctl
+	// on a real service manager. It always boots a guest.
+	Systemd bool
 	// CPUs and MemoryMB size the guest; defaults 1 and 2048.
 	CPUs     int
 	MemoryMB int
@@ -90,7 +95,7 @@ func Run(ctx context.Context, opts Options) (int, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Minute
 	}
-	if !opts.ForceVM && Native(ctx) {
+	if !opts.ForceVM && !opts.Systemd && Native(ctx) {
 		opts.Log.Info("host kernel has IPVS: running natively")
 		return runNative(ctx, opts)
 	}
@@ -200,6 +205,9 @@ func runInitrd(img Image, opts Options, nonce string) ([]byte, error) {
 	var b bytes.Buffer
 	c := newCPIOWriter(&b)
 	env := fmt.Sprintf("KVER=%s\nNONCE=%s\n", ShellQuote(img.Version), nonce)
+	if opts.Systemd {
+		env += "SYSTEMD=1\n"
+	}
 	err := errors.Join(
 		c.Dir("golvs"),
 		c.File("init", 0o755, initScript),

@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string) (int, error) {
 	cpus := fs.Int("cpus", 0, "guest CPUs (default 1)")
 	verbose := fs.Bool("v", false, "debug logging")
 	runRE := fs.String("run", "", "test: only tests matching this regexp (go test -run)")
+	systemd := fs.Bool("systemd", false, "boot Debian's systemd as the guest's PID 1 and run the command as a unit")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2, err
 	}
@@ -62,7 +63,7 @@ func run(ctx context.Context, args []string) (int, error) {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	opts := lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log}
+	opts := lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log, Systemd: *systemd}
 
 	switch args[0] {
 	case "prereqs":
@@ -116,6 +117,12 @@ func build(ctx context.Context, log *slog.Logger, root string) (string, error) {
 		// Package tests that need the lab kernel (ipip) are built with -tags lab.
 		{"go", "test", "-c", "-tags", "lab", "-o", filepath.Join(bin, "realserver-lab.test"), "./cmd/realserver"},
 	}
+	// The package the systemd tests install (bin/golvs_*.deb, one).
+	old, _ := filepath.Glob(filepath.Join(bin, "golvs_*.deb"))
+	for _, f := range old {
+		os.Remove(f)
+	}
+	steps = append(steps, []string{"go", "run", "./packaging/cmd/mkdeb", "-o", bin})
 	if _, err := os.Stat(filepath.Join(root, "cmd", "realserver")); err == nil {
 		steps = append(steps, []string{"go", "build", "-o", filepath.Join(bin, "realserver"), "./cmd/realserver"})
 	}
@@ -131,6 +138,9 @@ func build(ctx context.Context, log *slog.Logger, root string) (string, error) {
 	}
 	return bin, nil
 }
+
+// systemdTests are the end-to-end tests that run under systemd as PID 1.
+const systemdTests = "^TestSystemd"
 
 func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE string) (int, error) {
 	start := time.Now()
@@ -152,6 +162,8 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 	if runRE != "" {
 		suite += " -test.run " + lab.ShellQuote(runRE)
 	} else {
+		// The systemd tests need systemd as PID 1: a second boot below.
+		suite += " -test.skip " + lab.ShellQuote(systemdTests)
 		// Both suites run even if the first fails; the exit code is the
 		// first failure's.
 		suite = "cd " + lab.ShellQuote(opts.Dir) + " && " + suite + "; a=$?; " +
@@ -160,6 +172,16 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 	}
 	opts.Command = []string{"/bin/sh", "-c", suite}
 	code, err := lab.Run(ctx, opts)
+	if runRE == "" && !opts.Systemd && err == nil {
+		opts.Systemd = true
+		opts.Command = []string{"/bin/sh", "-c", lab.ShellQuote(filepath.Join(bin, "integration.test")) +
+			" -test.v -test.timeout 15m -test.run " + lab.ShellQuote(systemdTests)}
+		log.Info("booting a guest with systemd as PID 1 for " + systemdTests)
+		sdCode, sdErr := lab.Run(ctx, opts)
+		if code == 0 {
+			code, err = sdCode, sdErr
+		}
+	}
 	fmt.Fprintf(os.Stderr, "lab test: exit %d, total %s\n", code, time.Since(start).Round(time.Millisecond))
 	if err == nil && code != 0 {
 		err = fmt.Errorf("end-to-end tests failed (exit %d)", code)

@@ -1,0 +1,248 @@
+//go:build lab
+
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The systemd tests run in a guest whose PID 1 is Debian's systemd
+// (`lab test -systemd`, and the second boot of a full `lab test`): they
+// install the package with dpkg and drive the units with systemctl.
+
+// requireSystemd fails the test unless PID 1 is systemd.
+func requireSystemd(t *testing.T) {
+	t.Helper()
+	comm, err := os.ReadFile("/proc/1/comm")
+	if err != nil || strings.TrimSpace(string(comm)) != "systemd" {
+		t.Fatalf("PID 1 is %q, not systemd: run this test with `go run ./integration/cmd/lab test -systemd --run %s`", strings.TrimSpace(string(comm)), t.Name())
+	}
+}
+
+// cmd runs a command and returns its combined output and exit code.
+func cmd(t *testing.T, name string, args ...string) (string, int) {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(out), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
+	}
+	return string(out), 0
+}
+
+// must runs a command that has to succeed.
+func must(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, code := cmd(t, name, args...)
+	if code != 0 {
+		t.Fatalf("%s %s: exit %d\n%s", name, strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+func unitProp(t *testing.T, unit, prop string) string {
+	t.Helper()
+	return strings.TrimSpace(must(t, "systemctl", "show", "-p", prop, "--value", unit))
+}
+
+// installedDeb installs bin/golvs_*.deb with dpkg -i.
+func installedDeb(t *testing.T) string {
+	t.Helper()
+	debs, _ := filepath.Glob(filepath.Join(binDir, "golvs_*_amd64.deb"))
+	if len(debs) != 1 {
+		t.Fatalf("want one package in %s, found %q (the lab builds it with packaging/cmd/mkdeb)", binDir, debs)
+	}
+	must(t, "dpkg", "-i", debs[0])
+	return debs[0]
+}
+
+// TestSystemdPackage installs the package under real systemd and drives
+// the realserver unit through its life: the shipped file keeps both units
+// from starting; enable --now returns once the host is prepared; reload
+// returns once a good file is applied and fails on a bad one, keeping the
+// old; a SIGSTOPped realserver stops pinging the watchdog and systemd
+// restarts it; stop restores the host; dpkg -r then -i keeps the edited
+// conffile.
+func TestSystemdPackage(t *testing.T) {
+	requireSystemd(t)
+	const conf = "/etc/golvs/topology.toml"
+	deb := installedDeb(t)
+
+	// The shipped file has no service: starting is a clean no-op.
+	for _, u := range []string{"golvs-director", "golvs-realserver"} {
+		out, code := cmd(t, "systemctl", "start", u)
+		if code != 0 {
+			t.Fatalf("systemctl start %s with the shipped file: exit %d\n%s", u, code, out)
+		}
+		if st := unitProp(t, u, "ActiveState"); st != "inactive" {
+			t.Errorf("%s with no service: ActiveState %s, want inactive", u, st)
+		}
+		if r := unitProp(t, u, "Result"); r != "exec-condition" {
+			t.Errorf("%s with no service: Result %q, want exec-condition", u, r)
+		}
+	}
+
+	// A real server: backend 10.0.0.2 on a veth, VIPs for dr services.
+	must(t, "ip", "link", "add", "rs0", "type", "veth", "peer", "name", "rs1")
+	must(t, "ip", "addr", "add", "10.0.0.2/24", "dev", "rs0")
+	must(t, "ip", "link", "set", "rs0", "up")
+	svc := func(name, vip string) string {
+		return fmt.Sprintf("[[service]]\nname = %q\naddress = %q\nport = 80\nforwarding = \"dr\"\n[[service.backend]]\naddress = \"10.0.0.2\"\n", name, vip)
+	}
+	edited := "# edited by the operator\n[director]\ninterface = \"rs0\"\n" + svc("a", "192.0.2.10")
+	writeFile(t, conf, edited)
+	lo := func() string { return must(t, "ip", "-4", "addr", "show", "dev", "lo") }
+
+	must(t, "systemctl", "enable", "--now", "golvs-realserver")
+	// Type=notify: enable --now returns after READY=1, so the VIP is there.
+	if !strings.Contains(lo(), "192.0.2.10/32") {
+		t.Fatalf("systemctl start returned before the VIP was on lo:\n%s", lo())
+	}
+	if s := unitProp(t, "golvs-realserver", "StatusText"); !strings.Contains(s, "host prepared") {
+		t.Errorf("StatusText %q", s)
+	}
+
+	// Reload, good file: returns once applied.
+	writeFile(t, conf, edited+svc("b", "192.0.2.11"))
+	must(t, "systemctl", "reload", "golvs-realserver")
+	if !strings.Contains(lo(), "192.0.2.11/32") {
+		t.Fatalf("systemctl reload returned before the new VIP was on lo:\n%s", lo())
+	}
+	good := edited + svc("b", "192.0.2.11")
+	// Reload, bad file: fails, names the error, keeps the old file in force.
+	writeFile(t, conf, good+"[[service]]\nname = 1\n")
+	if out, code := cmd(t, "systemctl", "reload", "golvs-realserver"); code == 0 {
+		t.Fatalf("systemctl reload of a bad file succeeded:\n%s", out)
+	}
+	if j := must(t, "journalctl", "-u", "golvs-realserver", "--no-pager", "-n", "30"); !strings.Contains(j, "topology.toml:") {
+		t.Errorf("the journal does not name the file's error:\n%s", j)
+	}
+	if st := unitProp(t, "golvs-realserver", "ActiveState"); st != "active" {
+		t.Errorf("after a rejected reload: ActiveState %s", st)
+	}
+	if !strings.Contains(lo(), "192.0.2.11/32") {
+		t.Errorf("a rejected file changed the host:\n%s", lo())
+	}
+	writeFile(t, conf, good)
+
+	// A hung realserver: no watchdog ping, so systemd restarts it.
+	wd, _ := time.ParseDuration(strings.ReplaceAll(unitProp(t, "golvs-realserver", "WatchdogUSec"), " ", ""))
+	abort, _ := time.ParseDuration(strings.ReplaceAll(unitProp(t, "golvs-realserver", "TimeoutAbortUSec"), " ", ""))
+	restart, _ := time.ParseDuration(strings.ReplaceAll(unitProp(t, "golvs-realserver", "RestartUSec"), " ", ""))
+	if wd == 0 || abort == 0 || restart == 0 {
+		t.Fatalf("unit settings: WatchdogSec %v TimeoutAbortSec %v RestartSec %v", wd, abort, restart)
+	}
+	pid := unitProp(t, "golvs-realserver", "MainPID")
+	stopped := time.Now()
+	must(t, "kill", "-STOP", pid)
+	// Bound: the last ping came at most wd before the stop, then SIGABRT,
+	// SIGKILL after TimeoutAbortSec, RestartSec, and a start under TCG.
+	const startSlack = 20 * time.Second
+	eventually(t, wd+abort+restart+startSlack, "a new realserver after the watchdog fired", func() error {
+		if p := unitProp(t, "golvs-realserver", "MainPID"); p == pid || p == "0" || unitProp(t, "golvs-realserver", "ActiveState") != "active" {
+			return fmt.Errorf("MainPID %s, %s", p, unitProp(t, "golvs-realserver", "ActiveState"))
+		}
+		return nil
+	})
+	t.Logf("watchdog restart: new realserver active %v after SIGSTOP (WatchdogSec %v, TimeoutAbortSec %v, RestartSec %v)",
+		time.Since(stopped).Round(100*time.Millisecond), wd, abort, restart)
+	if j := must(t, "journalctl", "-u", "golvs-realserver", "--no-pager"); !strings.Contains(j, "Watchdog timeout") {
+		t.Errorf("the journal does not show a watchdog timeout:\n%s", j)
+	}
+	if n, _ := strconv.Atoi(unitProp(t, "golvs-realserver", "NRestarts")); n < 1 {
+		t.Errorf("NRestarts %d", n)
+	}
+	if !strings.Contains(lo(), "192.0.2.11/32") {
+		t.Errorf("VIPs not back after the restart:\n%s", lo())
+	}
+
+	// Stop: the realserver restores the host.
+	must(t, "systemctl", "stop", "golvs-realserver")
+	if strings.Contains(lo(), "192.0.2.1") {
+		t.Errorf("VIPs left on lo after stop:\n%s", lo())
+	}
+
+	// dpkg -r keeps conffiles; -i of the same package keeps the edit.
+	must(t, "dpkg", "-r", "golvs")
+	if _, err := os.Stat("/usr/sbin/director"); err == nil {
+		t.Error("dpkg -r left /usr/sbin/director")
+	}
+	must(t, "dpkg", "-i", deb)
+	if b, _ := os.ReadFile(conf); string(b) != good {
+		t.Errorf("dpkg -r, dpkg -i: %s is\n%s\nwant the operator's\n%s", conf, b, good)
+	}
+	// The unit is still enabled and starts on the kept file.
+	must(t, "systemctl", "start", "golvs-realserver")
+	if !strings.Contains(lo(), "192.0.2.11/32") {
+		t.Errorf("after reinstall: VIPs missing:\n%s", lo())
+	}
+	must(t, "systemctl", "stop", "golvs-realserver")
+}
+
+// TestSystemdDirectorUnit runs the shipped director unit, hardening and
+// all, under systemd: the director programs IPVS and adds the VIP, and
+// `systemctl stop` leaves both in place. Until the director sends READY=1
+// and watchdog pings (issue 15: the runtime's notify wiring), a drop-in
+// runs it as Type=exec without a watchdog; everything else is the shipped
+// unit.
+func TestSystemdDirectorUnit(t *testing.T) {
+	requireSystemd(t)
+	installedDeb(t)
+	const dropIn = "/run/systemd/system/golvs-director.service.d"
+	if err := os.MkdirAll(dropIn, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dropIn+"/lab.conf", "[Service]\nType=exec\nWatchdogSec=0\n")
+	must(t, "systemctl", "daemon-reload")
+
+	must(t, "ip", "link", "add", "dir0", "type", "veth", "peer", "name", "dir1")
+	must(t, "ip", "addr", "add", "10.1.0.1/24", "dev", "dir0")
+	must(t, "ip", "link", "set", "dir0", "up")
+	writeFile(t, "/etc/golvs/topology.toml", `[director]
+interface = "dir0"
+
+[[service]]
+name = "web"
+address = "10.1.0.100"
+port = 80
+forwarding = "nat"
+scheduler = "rr"
+
+[[service.backend]]
+address = "10.1.0.2"
+port = 8080
+`)
+	must(t, "systemctl", "start", "golvs-director")
+	ipvs := func() string { return must(t, "ipvsadm", "-Ln") }
+	eventually(t, 60*time.Second, "the director programs IPVS and adds the VIP under the hardened unit", func() error {
+		if out := ipvs(); !strings.Contains(out, "10.1.0.100:80") || !strings.Contains(out, "10.1.0.2:8080") {
+			return fmt.Errorf("ipvsadm -Ln:\n%s", out)
+		}
+		if out := must(t, "ip", "-4", "addr", "show", "dev", "dir0"); !strings.Contains(out, "10.1.0.100/") {
+			return fmt.Errorf("VIP not on dir0:\n%s", out)
+		}
+		return nil
+	})
+	if st := unitProp(t, "golvs-director", "ActiveState"); st != "active" {
+		t.Fatalf("ActiveState %s\n%s", st, must(t, "journalctl", "-u", "golvs-director", "--no-pager"))
+	}
+	if j := must(t, "journalctl", "-u", "golvs-director", "--no-pager"); strings.Contains(j, "permission denied") || strings.Contains(j, "operation not permitted") {
+		t.Errorf("the hardened unit denied the director something:\n%s", j)
+	}
+	must(t, "systemctl", "stop", "golvs-director")
+	if out := ipvs(); !strings.Contains(out, "10.1.0.100:80") || !strings.Contains(out, "10.1.0.2:8080") {
+		t.Errorf("systemctl stop removed the IPVS service:\n%s", out)
+	}
+	if _, err := os.Stat("/run/golvs/director.state"); err != nil {
+		t.Errorf("the state file did not survive stop (RuntimeDirectoryPreserve): %v", err)
+	}
+}
