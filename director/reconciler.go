@@ -35,6 +35,11 @@ type Options struct {
 	// AfterBulkPass, if set, runs after a pass that applied more than a
 	// few dozen changes (a cold start, a large reload).
 	AfterBulkPass func()
+	// Beat, when set, is called after every pass of Run and at least
+	// every BeatEvery while Run waits: a watchdog's sign that the loop
+	// is not stuck.
+	Beat      func()
+	BeatEvery time.Duration
 }
 
 // destKey is one destination of one kernel service.
@@ -62,6 +67,8 @@ type Reconciler struct {
 	stateFile string
 	drainPoll time.Duration
 	afterBulk func()
+	beat      func()
+	beatEvery time.Duration
 
 	readers readerTable // what status readers are served from
 
@@ -101,6 +108,8 @@ func NewReconciler(opts Options, topo *config.Topology) *Reconciler {
 		stateFile: opts.StateFile,
 		drainPoll: opts.DrainPoll,
 		afterBulk: opts.AfterBulkPass,
+		beat:      opts.Beat,
+		beatEvery: opts.BeatEvery,
 		kick:      make(chan struct{}, 1),
 		rearm:     make(chan struct{}, 1),
 		topo:      topo,
@@ -158,6 +167,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		if err := r.Sync(ctx); err != nil && ctx.Err() == nil {
 			r.log.Warn("reconcile pass failed; retrying on the next pass", "err", err)
 		}
+		if r.beat != nil {
+			r.beat()
+		}
 		due := time.Now().Add(r.resyncInterval())
 		if err := r.waitPass(ctx, due); err != nil {
 			return nil
@@ -176,12 +188,20 @@ func (r *Reconciler) waitPass(ctx context.Context, due time.Time) error {
 			wait = min(wait, r.drainPoll)
 		}
 		r.mu.Unlock()
+		beatOnly := r.beat != nil && r.beatEvery > 0 && r.beatEvery < wait
+		if beatOnly {
+			wait = r.beatEvery // wake to say the loop is alive
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
+			if beatOnly {
+				r.beat()
+				continue
+			}
 			return nil
 		case <-r.kick:
 			t.Stop()

@@ -20,6 +20,7 @@ import (
 	"github.com/golvs/golvs/director/vip"
 	"github.com/golvs/golvs/director/vrrp"
 	"github.com/golvs/golvs/health"
+	"github.com/golvs/golvs/internal/sdnotify"
 )
 
 // Runtime is the running director: the reconciler, the health monitor,
@@ -38,6 +39,11 @@ type Runtime struct {
 	NetnsPath string    // network namespace of the VIP interface
 	Ready     func()    // called once everything runs
 	Announcer Announcer // nil = the VIPs on [director] interface (vip.Holder)
+	// Notify hears readiness, reloads and the stop (systemd); Watchdog
+	// pings only while the reconciler, the health scheduler and VRRP all
+	// make progress. Both may be nil.
+	Notify   *sdnotify.Notifier
+	Watchdog *sdnotify.Watchdog
 
 	rec     *Reconciler
 	monitor *health.Monitor
@@ -115,13 +121,25 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 		kernel = k
 	}
 
+	// Each loop the watchdog watches beats; an idle one wakes to beat.
+	beat := func(string) func() { return nil }
+	beatEvery := time.Minute
+	if rt.Watchdog != nil {
+		beat, beatEvery = rt.Watchdog.Register, rt.Watchdog.BeatEvery()
+	}
 	var rec *Reconciler
 	rt.track = make(chan struct{}, 1)
+	var healthOpts []health.Option
+	if b := beat("health"); b != nil {
+		healthOpts = append(healthOpts, health.WithBeat(b, beatEvery))
+	}
 	rt.monitor = health.New(rt.Log.With("part", "health"), func() {
 		rec.Kick()
 		kick(rt.track)
-	})
+	}, healthOpts...)
 	rec = NewReconciler(Options{
+		Beat:      beat("reconciler"),
+		BeatEvery: beatEvery,
 		Kernel: kernel,
 		Health: rt.monitor,
 		Logger: rt.Log.With("part", "ipvs"),
@@ -156,7 +174,7 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 	if topo.Failover != nil {
 		// With failover, IPVS is programmed all the time (a backup's table
 		// is ready) and only the addresses follow the VRRP state.
-		r, err := rt.newVRRP(topo)
+		r, err := rt.newVRRP(topo, beat("vrrp"), beatEvery)
 		if err != nil {
 			return err
 		}
@@ -188,6 +206,15 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 		parts["metrics"] = func(ctx context.Context) error { return metrics.Serve(ctx, mln, h) }
 	}
 
+	if rt.Watchdog != nil {
+		parts["watchdog"] = rt.Watchdog.Run
+	}
+	// The first pass before anything is announced as ready: READY=1 means
+	// the table is programmed (a restart adopts it without a write).
+	if err := rec.Sync(ctx); err != nil {
+		rt.Log.Warn("first reconcile pass incomplete; retrying on the next pass", "err", err)
+	}
+
 	var wg sync.WaitGroup
 	errc := make(chan error, len(parts))
 	for name, fn := range parts {
@@ -200,6 +227,7 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 		}()
 	}
 	rt.Log.Info("director running", "config", rt.Path, "services", len(topo.Services), "interface", topo.Director.Interface)
+	rt.Notify.Ready(fmt.Sprintf("%d services from %s", len(topo.Services), rt.Path))
 	if rt.Ready != nil {
 		rt.Ready()
 	}
@@ -211,12 +239,18 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-reload:
-			rt.reload(ctx)
+			rt.Notify.Reloading()
+			if err := rt.reload(ctx); err != nil {
+				rt.Notify.ReloadRejected(err)
+			} else {
+				rt.Notify.ReloadApplied(fmt.Sprintf("reload applied: %d services from %s", len(rt.current().Services), rt.Path))
+			}
 		case runErr = <-errc:
 			stop()
 			break loop
 		}
 	}
+	rt.Notify.Stopping()
 	stop()
 	wg.Wait()
 	rt.Log.Info("director stopping", "cleanup", rt.CleanupOnExit)
@@ -279,8 +313,9 @@ func (rt *Runtime) runAnnounce(ctx context.Context) error {
 }
 
 // reload re-reads the file on SIGHUP. A bad file is reported line by line
-// and the running topology stays; a good one is applied as a diff.
-func (rt *Runtime) reload(ctx context.Context) {
+// and the running topology stays (the error says why); a good one is
+// applied as a diff.
+func (rt *Runtime) reload(ctx context.Context) error {
 	start := time.Now()
 	prev := rt.current()
 	// Only the services whose text changed are decoded again.
@@ -296,7 +331,7 @@ func (rt *Runtime) reload(ctx context.Context) {
 			rt.Log.Error("config unreadable", "err", err)
 		}
 		rt.Log.Error("new configuration rejected; the running one stays in force", "config", rt.Path)
-		return
+		return err
 	}
 	rt.ApplyPriority(topo)
 	rt.mu.Lock()
@@ -347,6 +382,7 @@ func (rt *Runtime) reload(ctx context.Context) {
 	}
 	rt.Log.Info("configuration reloaded", "config", rt.Path, "services", len(topo.Services),
 		"read", parsed, "kernel", applied, "took", time.Since(start))
+	return nil
 }
 
 func (rt *Runtime) setSysctls(topo *config.Topology) {
@@ -381,7 +417,7 @@ func (rt *Runtime) cleanup() error {
 
 // newVRRP builds the failover runner: its transitions decide the
 // addresses again, at once (VRRP announces them right after).
-func (rt *Runtime) newVRRP(topo *config.Topology) (*vrrp.Runner, error) {
+func (rt *Runtime) newVRRP(topo *config.Topology, beat func(), beatEvery time.Duration) (*vrrp.Runner, error) {
 	onState := func(master bool) func(ctx context.Context) error {
 		return func(ctx context.Context) error {
 			rt.master.Store(master)
@@ -396,6 +432,8 @@ func (rt *Runtime) newVRRP(topo *config.Topology) (*vrrp.Runner, error) {
 		// track_decrement: no healthy backend lowers the priority
 		// instead of entering fault.
 		FaultDecrement: topo.Failover.TrackDecrement,
+		Beat:           beat,
+		BeatEvery:      beatEvery,
 		Logger:         rt.Log.With("part", "vrrp"),
 	}, vrrp.Hooks{OnMaster: onState(true), OnBackup: onState(false)})
 }

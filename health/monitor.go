@@ -62,6 +62,9 @@ type Monitor struct {
 	// started, when set, learns each probe's scheduled and actual start
 	// (WithStartObserver).
 	started func(scheduled, actual time.Time)
+	// beat, when set, is called at least every beatEvery (WithBeat).
+	beat      func()
+	beatEvery time.Duration
 
 	// version changes whenever a backend's status may have (see Version).
 	version atomic.Uint64
@@ -127,6 +130,12 @@ func WithRand(src rand.Source) Option {
 // WithProbers replaces check.New, the factory of probers (tests use fakes).
 func WithProbers(f func(*config.Check) (check.Prober, error)) Option {
 	return func(m *Monitor) { m.newProber = f }
+}
+
+// WithBeat has the scheduler call beat at least every `every`, also when
+// idle: a watchdog then knows the scheduler itself is not stuck.
+func WithBeat(beat func(), every time.Duration) Option {
+	return func(m *Monitor) { m.beat, m.beatEvery = beat, max(every, time.Millisecond) }
 }
 
 // WithStartObserver has fn learn each probe's scheduled and actual start:
@@ -370,6 +379,9 @@ func (m *Monitor) schedule(ctx context.Context) {
 		done  []result
 	)
 	for {
+		if m.beat != nil {
+			m.beat()
+		}
 		m.mu.Lock()
 		now := time.Since(m.epoch)
 		due, slots = m.takeDue(now, due[:0], slots[:0])
@@ -378,6 +390,9 @@ func (m *Monitor) schedule(ctx context.Context) {
 			// Wake for the head's slot, not its allowance: runs due
 			// soon after start early with it, so wakes stay few.
 			wait = m.queue.Head().next - now
+		}
+		if m.beat != nil && (wait < 0 || wait > m.beatEvery) {
+			wait = m.beatEvery // wake to say the scheduler is alive
 		}
 		m.mu.Unlock()
 		if len(due) > 0 {

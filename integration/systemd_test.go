@@ -188,26 +188,21 @@ func TestSystemdPackage(t *testing.T) {
 	must(t, "systemctl", "stop", "golvs-realserver")
 }
 
-// TestSystemdDirectorUnit runs the shipped director unit, hardening and
-// all, under systemd: the director programs IPVS and adds the VIP, and
-// `systemctl stop` leaves both in place. Until the director sends READY=1
-// and watchdog pings (issue 15: the runtime's notify wiring), a drop-in
-// runs it as Type=exec without a watchdog; everything else is the shipped
-// unit.
+// TestSystemdDirectorUnit runs the packaged, hardened director unit under
+// real systemd: `systemctl start` returns once the director said READY=1,
+// by which time IPVS is programmed; `systemctl reload` returns once a good
+// file is applied and fails on a bad one, which stays out of force; a
+// SIGSTOPped director stops pinging the watchdog and systemd restarts it,
+// and the restarted director adopts the table; `systemctl stop` leaves
+// IPVS in place.
 func TestSystemdDirectorUnit(t *testing.T) {
 	requireSystemd(t)
 	installedDeb(t)
-	const dropIn = "/run/systemd/system/golvs-director.service.d"
-	if err := os.MkdirAll(dropIn, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, dropIn+"/lab.conf", "[Service]\nType=exec\nWatchdogSec=0\n")
-	must(t, "systemctl", "daemon-reload")
-
 	must(t, "ip", "link", "add", "dir0", "type", "veth", "peer", "name", "dir1")
 	must(t, "ip", "addr", "add", "10.1.0.1/24", "dev", "dir0")
 	must(t, "ip", "link", "set", "dir0", "up")
-	writeFile(t, "/etc/golvs/topology.toml", `[director]
+	topo := func(weight int) string {
+		return fmt.Sprintf(`[director]
 interface = "dir0"
 
 [[service]]
@@ -220,24 +215,83 @@ scheduler = "rr"
 [[service.backend]]
 address = "10.1.0.2"
 port = 8080
-`)
+weight = %d
+`, weight)
+	}
+	writeFile(t, "/etc/golvs/topology.toml", topo(1))
 	must(t, "systemctl", "start", "golvs-director")
 	ipvs := func() string { return must(t, "ipvsadm", "-Ln") }
-	eventually(t, 60*time.Second, "the director programs IPVS and adds the VIP under the hardened unit", func() error {
-		if out := ipvs(); !strings.Contains(out, "10.1.0.100:80") || !strings.Contains(out, "10.1.0.2:8080") {
-			return fmt.Errorf("ipvsadm -Ln:\n%s", out)
-		}
-		if out := must(t, "ip", "-4", "addr", "show", "dev", "dir0"); !strings.Contains(out, "10.1.0.100/") {
-			return fmt.Errorf("VIP not on dir0:\n%s", out)
-		}
-		return nil
-	})
+	// Type=notify: start returned after READY=1, so the table is there.
+	if out := ipvs(); !strings.Contains(out, "10.1.0.100:80") || !strings.Contains(out, "10.1.0.2:8080") {
+		t.Fatalf("systemctl start returned before IPVS was programmed:\n%s\n%s", out, must(t, "journalctl", "-u", "golvs-director", "--no-pager"))
+	}
+	if out := must(t, "ip", "-4", "addr", "show", "dev", "dir0"); !strings.Contains(out, "10.1.0.100/") {
+		t.Errorf("VIP not on dir0 at READY:\n%s", out)
+	}
 	if st := unitProp(t, "golvs-director", "ActiveState"); st != "active" {
 		t.Fatalf("ActiveState %s\n%s", st, must(t, "journalctl", "-u", "golvs-director", "--no-pager"))
 	}
 	if j := must(t, "journalctl", "-u", "golvs-director", "--no-pager"); strings.Contains(j, "permission denied") || strings.Contains(j, "operation not permitted") {
 		t.Errorf("the hardened unit denied the director something:\n%s", j)
 	}
+	weight := func() string {
+		for _, l := range strings.Split(ipvs(), "\n") {
+			if f := strings.Fields(l); len(f) >= 4 && f[1] == "10.1.0.2:8080" {
+				return f[3]
+			}
+		}
+		return ""
+	}
+
+	// Reload, good file: returns once applied.
+	writeFile(t, "/etc/golvs/topology.toml", topo(5))
+	must(t, "systemctl", "reload", "golvs-director")
+	if w := weight(); w != "5" {
+		t.Fatalf("systemctl reload returned before the new weight was in the kernel: weight %q\n%s", w, ipvs())
+	}
+	// Reload, bad file: fails, the journal names the error, nothing changes.
+	writeFile(t, "/etc/golvs/topology.toml", topo(5)+"[[service]]\nname = 1\n")
+	if out, code := cmd(t, "systemctl", "reload", "golvs-director"); code == 0 {
+		t.Fatalf("systemctl reload of a bad file succeeded:\n%s", out)
+	}
+	if j := must(t, "journalctl", "-u", "golvs-director", "--no-pager", "-n", "40"); !strings.Contains(j, "topology.toml:") {
+		t.Errorf("the journal does not name the file's error:\n%s", j)
+	}
+	if st := unitProp(t, "golvs-director", "ActiveState"); st != "active" {
+		t.Errorf("after a rejected reload: ActiveState %s", st)
+	}
+	if w := weight(); w != "5" {
+		t.Errorf("a rejected file changed the kernel: weight %q", w)
+	}
+	writeFile(t, "/etc/golvs/topology.toml", topo(5))
+
+	// A hung director: no watchdog ping, so systemd restarts it; the new
+	// one adopts the table (its weight stays).
+	wd, _ := time.ParseDuration(strings.ReplaceAll(unitProp(t, "golvs-director", "WatchdogUSec"), " ", ""))
+	abort, _ := time.ParseDuration(strings.ReplaceAll(unitProp(t, "golvs-director", "TimeoutAbortUSec"), " ", ""))
+	restart, _ := time.ParseDuration(strings.ReplaceAll(unitProp(t, "golvs-director", "RestartUSec"), " ", ""))
+	if wd == 0 || abort == 0 || restart == 0 {
+		t.Fatalf("unit settings: WatchdogSec %v TimeoutAbortSec %v RestartSec %v", wd, abort, restart)
+	}
+	pid := unitProp(t, "golvs-director", "MainPID")
+	stopped := time.Now()
+	must(t, "kill", "-STOP", pid)
+	const startSlack = 20 * time.Second
+	eventually(t, wd+abort+restart+startSlack, "a new director after the watchdog fired", func() error {
+		if p := unitProp(t, "golvs-director", "MainPID"); p == pid || p == "0" || unitProp(t, "golvs-director", "ActiveState") != "active" {
+			return fmt.Errorf("MainPID %s, %s", p, unitProp(t, "golvs-director", "ActiveState"))
+		}
+		return nil
+	})
+	t.Logf("watchdog restart: new director active %v after SIGSTOP (WatchdogSec %v, TimeoutAbortSec %v, RestartSec %v)",
+		time.Since(stopped).Round(100*time.Millisecond), wd, abort, restart)
+	if j := must(t, "journalctl", "-u", "golvs-director", "--no-pager"); !strings.Contains(j, "Watchdog timeout") {
+		t.Errorf("the journal does not show a watchdog timeout:\n%s", j)
+	}
+	if w := weight(); w != "5" {
+		t.Errorf("after the watchdog restart: weight %q, want the table adopted", w)
+	}
+
 	must(t, "systemctl", "stop", "golvs-director")
 	if out := ipvs(); !strings.Contains(out, "10.1.0.100:80") || !strings.Contains(out, "10.1.0.2:8080") {
 		t.Errorf("systemctl stop removed the IPVS service:\n%s", out)

@@ -12,6 +12,7 @@ import (
 	"github.com/golvs/golvs/director"
 	"github.com/golvs/golvs/internal/logflag"
 	"github.com/golvs/golvs/internal/rlimit"
+	"github.com/golvs/golvs/internal/sdnotify"
 )
 
 // cmdRun is `director run`: flags, the file, signals; the director itself
@@ -50,7 +51,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 	} else if raised != old {
 		log.Info("open-file limit raised", "from", old, "to", raised)
 	}
-	rt := &director.Runtime{Path: *path, Priority: *priority, CleanupOnExit: *cleanup, Log: log}
+	// systemd (Type=notify, WatchdogSec=): no-ops outside a unit.
+	notify := sdnotify.New("director")
+	rt := &director.Runtime{Path: *path, Priority: *priority, CleanupOnExit: *cleanup, Log: log,
+		Notify: notify, Watchdog: sdnotify.NewWatchdog(notify, log.With("part", "watchdog"))}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

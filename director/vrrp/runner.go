@@ -43,6 +43,10 @@ type Config struct {
 	GratuitousDelay time.Duration
 	NotifyTimeout   time.Duration // default 10s
 	HistoryLen      int           // transitions kept for Status; default DefaultHistoryLen
+	// Beat, when set, is called by the state machine's loop at least
+	// every BeatEvery: a watchdog's sign that the loop is not stuck.
+	Beat      func()
+	BeatEvery time.Duration
 	Logger          *slog.Logger
 }
 
@@ -335,8 +339,16 @@ func (r *Runner) serve(ctx context.Context, e env) error {
 	l.garp.Stop()
 	log.Info("vrrp starting", "priority", f.Priority, "advert_interval", f.AdvertInterval, "multicast", e.multicast, "auth", e.auth != nil)
 	l.step(ctx, Startup{})
+	var beat <-chan time.Time
+	if r.cfg.Beat != nil {
+		t := time.NewTicker(max(r.cfg.BeatEvery, time.Millisecond))
+		defer t.Stop()
+		beat = t.C
+	}
 	for {
 		select {
+		case <-beat:
+			r.cfg.Beat()
 		case <-ctx.Done():
 			// Give the shutdown advert and OnBackup a moment of their own.
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
