@@ -45,14 +45,16 @@ type Runtime struct {
 	Notify   *sdnotify.Notifier
 	Watchdog *sdnotify.Watchdog
 
-	rec     *Reconciler
-	monitor *health.Monitor
-	vips    Announcer
-	vrrp    *vrrp.Runner  // nil without [failover]
-	master  atomic.Bool   // with failover: VIPs are ours only while master
-	track   chan struct{} // health or topology changed: decide again
-	sysctls []SysctlChange
-	holdMu  sync.Mutex // one Set of the addresses at a time
+	rec      *Reconciler
+	kernel   ipvs.IPVS
+	syncKick chan struct{} // the file changed: ensure the sync daemons now
+	monitor  *health.Monitor
+	vips     Announcer
+	vrrp     *vrrp.Runner  // nil without [failover]
+	master   atomic.Bool   // with failover: VIPs are ours only while master
+	track    chan struct{} // health or topology changed: decide again
+	sysctls  []SysctlChange
+	holdMu   sync.Mutex // one Set of the addresses at a time
 
 	mu   sync.Mutex
 	topo *config.Topology
@@ -137,12 +139,14 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 		rec.Kick()
 		kick(rt.track)
 	}, healthOpts...)
+	rt.kernel = kernel
+	rt.syncKick = make(chan struct{}, 1)
 	rec = NewReconciler(Options{
 		Beat:      beat("reconciler"),
 		BeatEvery: beatEvery,
-		Kernel: kernel,
-		Health: rt.monitor,
-		Logger: rt.Log.With("part", "ipvs"),
+		Kernel:    kernel,
+		Health:    rt.monitor,
+		Logger:    rt.Log.With("part", "ipvs"),
 		// A cold start or a large reload leaves megabytes of garbage
 		// (the decoded file, the plan): hand it back at once, rather
 		// than let a collection run into the next small reload, which
@@ -170,6 +174,7 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 		"reconciler": rec.Run,
 		"health":     rt.monitor.Run,
 		"announce":   rt.runAnnounce,
+		"sync":       rt.runSyncDaemons,
 	}
 	if topo.Failover != nil {
 		// With failover, IPVS is programmed all the time (a backup's table
@@ -196,6 +201,11 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 			return fmt.Errorf("metrics_address: %w", err)
 		}
 		src := metrics.Source{Status: rec.Status, LocalErrors: rt.monitor.LocalErrors}
+		if topo.Failover != nil && topo.Failover.Sync != nil {
+			src.Sync = func(ctx context.Context) (SyncStatus, error) {
+				return ReadSyncStatus(ctx, kernel, WantDaemons(rt.current().Failover), ipvs.ReadConnOrigins)
+			}
+		}
 		if rt.vrrp != nil {
 			src.VRRP = func() metrics.VRRPInfo {
 				st := rt.vrrp.Status()
@@ -312,6 +322,52 @@ func (rt *Runtime) runAnnounce(ctx context.Context) error {
 	}
 }
 
+// runSyncDaemons keeps the kernel's connection sync daemons as
+// [failover.sync] asks, level-triggered: every resync interval and after
+// each reload it reads the running daemons and starts or restarts only
+// what differs, so one stopped behind our back (ipvsadm --stop-daemon)
+// comes back. Without [failover.sync] it touches no daemon, unless the
+// file just dropped it: then it stops the ones it ran.
+func (rt *Runtime) runSyncDaemons(ctx context.Context) error {
+	ran := false
+	for {
+		topo := rt.current()
+		want := WantDaemons(topo.Failover)
+		switch {
+		case len(want) > 0:
+			changes, err := EnsureDaemons(ctx, rt.kernel, want)
+			for _, c := range changes {
+				rt.Log.Info("sync daemon", "change", c)
+			}
+			if err != nil && ctx.Err() == nil {
+				rt.Log.Warn("sync daemons; retrying on the next pass", "err", err)
+			}
+			ran = true
+		case ran:
+			changes, err := StopDaemons(ctx, rt.kernel, ipvs.SyncMaster, ipvs.SyncBackup)
+			for _, c := range changes {
+				rt.Log.Info("sync daemon", "change", c)
+			}
+			if err == nil {
+				ran = false
+			}
+		}
+		interval := topo.Director.ResyncInterval
+		if interval <= 0 {
+			interval = config.DefaultResyncInterval
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		case <-rt.syncKick:
+			t.Stop()
+		}
+	}
+}
+
 // reload re-reads the file on SIGHUP. A bad file is reported line by line
 // and the running topology stays (the error says why); a good one is
 // applied as a diff.
@@ -369,6 +425,7 @@ func (rt *Runtime) reload(ctx context.Context) error {
 	}
 	rt.hold(ctx)
 	kick(rt.track)
+	kick(rt.syncKick)
 	if !sameFailover(old, topo) {
 		rt.Log.Warn("[failover] changes (and the VIPs a running VRRP instance announces) take effect on restart")
 	}
@@ -386,7 +443,11 @@ func (rt *Runtime) reload(ctx context.Context) error {
 }
 
 func (rt *Runtime) setSysctls(topo *config.Topology) {
-	changed, err := ApplySysctls(rt.ProcSys, NeededSysctls(topo), rt.Log)
+	var syncSysctls []Sysctl
+	if topo.Failover != nil {
+		syncSysctls = SyncSysctls(topo.Failover)
+	}
+	changed, err := ApplySysctls(rt.ProcSys, append(NeededSysctls(topo), syncSysctls...), rt.Log)
 	rt.sysctls = append(rt.sysctls, changed...)
 	if err != nil {
 		rt.Log.Error("sysctls", "err", err)
@@ -405,6 +466,11 @@ func (rt *Runtime) cleanup() error {
 	rt.vips.Claim(VIPs(rt.current()))
 	if err := rt.vips.Set(ctx, nil); err != nil {
 		msgs = append(msgs, err.Error())
+	}
+	if len(WantDaemons(rt.current().Failover)) > 0 {
+		if _, err := StopDaemons(ctx, rt.kernel, ipvs.SyncMaster, ipvs.SyncBackup); err != nil {
+			msgs = append(msgs, err.Error())
+		}
 	}
 	if err := RestoreSysctls(rt.ProcSys, rt.sysctls); err != nil {
 		msgs = append(msgs, err.Error())

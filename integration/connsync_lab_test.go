@@ -444,3 +444,45 @@ func syncFailoverConfig(iface string, vrid uint8) *config.Failover {
 	return &config.Failover{VirtualRouterID: vrid, Sync: &config.Sync{Interface: iface, SyncID: vrid,
 		Group: config.DefaultSyncGroup, Port: config.DefaultSyncPort, TTL: config.DefaultSyncTTL}}
 }
+
+// TestConnSyncGolvs is the same with two golvs directors and
+// [failover.sync]: each director runs the kernel's master and backup sync
+// daemons all the time (director.WantDaemons), so the backup holds every
+// established connection before the master's box dies and keeps them
+// all; the failback figures (the old master returns and preempts) are
+// reported.
+func TestConnSyncGolvs(t *testing.T) {
+	n := connsCount(t)
+	sl := newSyncLab(t)
+	services := sl.service("web", "tcp", 80, "dr", "rr") + sl.service("line", "tcp", linePort, "dr", "rr")
+	syncTable := "[failover.sync]\ninterface = \"eth0\"\n"
+	master := sl.oursWith(sl.director, 200, syncTable, services)
+	backup := sl.oursWith(sl.backup, 100, syncTable, services)
+	sl.establish(master, backup)
+	// Both directors run both daemons (witness: ipvsadm --list --daemon).
+	for _, nd := range []*node{master, backup} {
+		eventually(t, 10*eventuallyScale, nd.String()+" runs both sync daemons", func() error {
+			if d := ipvsadmDaemons(nd.h); len(d) != 2 {
+				return fmt.Errorf("ipvsadm --list --daemon: %q", d)
+			}
+			return nil
+		})
+	}
+	res := sl.survive(master, backup, n, true)
+	t.Logf("golvs, sync on, failover: %s", res)
+	if res.Reset+res.Hung+res.Never != 0 || res.Moved != 0 || res.Kept+res.Stalled != n {
+		t.Errorf("golvs with sync: %s; want all %d kept on their real server", res, n)
+	}
+
+	// Failback: the box returns, the director restarts and preempts.
+	conns := sl.startConns(n)
+	master.h.IP("link", "set", "eth0", "up")
+	master.start()
+	eventually(t, 20*eventuallyScale, "the old master takes the VIP back", func() error {
+		return firstErr(hasVIP(master.h, true), hasVIP(backup.h, false))
+	})
+	sl.eventuallyARP(master)
+	time.Sleep(stallLimit() + 2*time.Second)
+	back := sl.stopConns(conns)
+	t.Logf("golvs, sync on, failback: %s", back)
+}

@@ -159,12 +159,24 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "director plan: %v\n", err)
 		return 1
 	}
-	if len(ops) == 0 {
+	var daemons []director.DaemonChange
+	if want := director.WantDaemons(topo.Failover); len(want) > 0 {
+		have, err := k.Daemons(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "director plan: sync daemons: %v\n", err)
+			return 1
+		}
+		daemons = director.PlanDaemons(have, want)
+	}
+	if len(ops) == 0 && len(daemons) == 0 {
 		fmt.Fprintln(stdout, "no changes")
 		return 0
 	}
 	for _, op := range ops {
 		fmt.Fprintln(stdout, op.String())
+	}
+	for _, d := range daemons {
+		fmt.Fprintln(stdout, d.String())
 	}
 	return 0
 }

@@ -162,6 +162,8 @@ type IPVS interface {
 	WriteBatch(ctx context.Context, ws []Write) (errs []error)
 	// Writes counts the changes sent to the kernel so far.
 	Writes() uint64
+	// The kernel's connection sync daemons.
+	SyncDaemons
 }
 
 // OnlyServices keeps, in place, the entries of a full dump whose service
