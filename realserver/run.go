@@ -227,7 +227,7 @@ func (r *runner) loop(ctx context.Context, load Loader, reload <-chan struct{}, 
 				r.log.Warn("address events", "err", err)
 			}
 		})
-		if err != nil && subCtx.Err() == nil {
+		if subCtx.Err() == nil { // Subscribe returns only with an error
 			r.log.Warn("address events stopped; relying on the periodic check", "err", err)
 		}
 	})

@@ -40,10 +40,9 @@ type failover struct {
 }
 
 type extraAddress struct {
-	comment   string
-	address   string // with prefix length
-	iface     string
-	fromVIPof string
+	comment string
+	address string // with prefix length
+	iface   string
 }
 
 type syncTable struct {
