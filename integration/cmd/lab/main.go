@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string) (int, error) {
 		return cmdBench(args[1:]), nil
 	}
 	fs := flag.NewFlagSet("lab "+args[0], flag.ContinueOnError)
-	timeout := fs.Duration("timeout", 20*time.Minute, "kill the guest after this long")
+	timeout := fs.Duration("timeout", 45*time.Minute, "kill the guest after this long")
 	forceVM := fs.Bool("vm", false, "boot the guest even if the host kernel has IPVS")
 	cpus := fs.Int("cpus", 0, "guest CPUs (default 1)")
 	verbose := fs.Bool("v", false, "debug logging")
@@ -158,7 +158,7 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 	if v := os.Getenv("GOLVS_LAB_CONNS"); v != "" {
 		opts.Env = append(opts.Env, "GOLVS_LAB_CONNS="+v)
 	}
-	suite := lab.ShellQuote(filepath.Join(bin, "integration.test")) + " -test.v -test.timeout 15m"
+	suite := lab.ShellQuote(filepath.Join(bin, "integration.test")) + " -test.v -test.timeout 40m"
 	if runRE != "" {
 		suite += " -test.run " + lab.ShellQuote(runRE)
 	} else {
@@ -175,7 +175,7 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 	if runRE == "" && !opts.Systemd && err == nil {
 		opts.Systemd = true
 		opts.Command = []string{"/bin/sh", "-c", lab.ShellQuote(filepath.Join(bin, "integration.test")) +
-			" -test.v -test.timeout 15m -test.run " + lab.ShellQuote(systemdTests)}
+			" -test.v -test.timeout 20m -test.run " + lab.ShellQuote(systemdTests)}
 		log.Info("booting a guest with systemd as PID 1 for " + systemdTests)
 		sdCode, sdErr := lab.Run(ctx, opts)
 		if code == 0 {
