@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -27,7 +28,7 @@ import (
 // mh with mh-port, sloppy_tcp) with director/bgp's Speaker announcing the
 // VIP (integration/cmd/bgpspeaker); the router is Debian's bird2, an
 // implementation we did not write, with `merge paths` into its kernel
-// table and fib_multipath_hash_policy=1.
+// table and a 5-tuple multipath hash.
 //
 //	client 10.20.0.2 --- out --- router 10.20.0.1 / 10.10.0.1 --- edge --- directors 10.10.0.11-13
 //	                                                                  \--- real servers 10.10.0.21-23 (DR)
@@ -54,17 +55,32 @@ type bgpLab struct {
 	hold      time.Duration
 	routeSeen *routeWatch
 	edge      *labnet.Segment
+	sched     string // the directors' IPVS scheduler: mh (with mh-port) or rr
 }
 
 func newBGPLab(t *testing.T, directors int, hold time.Duration, bfd bool) *bgpLab {
 	t.Helper()
+	return newBGPLabWith(t, directors, directors, hold, bfd, "mh")
+}
+
+// newBGPLabWith starts the first `directors` of `peers` directors BIRD
+// peers with (addDirector starts the others later).
+func newBGPLabWith(t *testing.T, directors, peers int, hold time.Duration, bfd bool, sched string) *bgpLab {
+	t.Helper()
 	l := labnet.NewLab(t)
 	edge, out := l.Segment("edge"), l.Segment("out")
-	b := &bgpLab{t: t, lab: l, bfd: bfd, hold: hold, edge: edge}
+	b := &bgpLab{t: t, lab: l, bfd: bfd, hold: hold, edge: edge, sched: sched}
 	b.router = l.Host("router", edge, routerEdge+"/24")
 	b.router.Attach(out, routerOut+"/24")
 	b.router.EnableForwarding()
-	b.router.Sysctl("net.ipv4.fib_multipath_hash_policy", "1") // L4 hash: flows, not hosts
+	// ECMP on the flow's L4 headers. Policy 1 would do it on a real
+	// router, but here the packets come over veth with the client
+	// socket's own hash still attached (skb->l4_hash), which policy 1
+	// trusts, and TCP re-rolls that hash on every retransmission timeout:
+	// under emulation about one flow in ten then hopped to another
+	// director. Policy 3 with the 5-tuple fields dissects the headers.
+	b.router.Sysctl("net.ipv4.fib_multipath_hash_policy", "3")
+	b.router.Sysctl("net.ipv4.fib_multipath_hash_fields", "0x0037")
 	b.client = l.Host("client", out, bgpClientIP+"/24")
 	b.client.DefaultRoute(routerOut)
 
@@ -76,7 +92,7 @@ func newBGPLab(t *testing.T, directors int, hold time.Duration, bfd bool) *bgpLa
 		h.Start("ready", bin(t, "labhost"), "serve", "--name", fmt.Sprintf("rs%d", i), "--http", ":80")
 		b.rs = append(b.rs, h)
 	}
-	b.startBird(directors)
+	b.startBird(peers)
 	b.routeSeen = watchRoutes(t, b.router, bgpVIP)
 	for i := range directors {
 		b.addDirector(i)
@@ -118,6 +134,29 @@ template bgp director {
 }
 %s`, filepath.Join(dir, "bird.log"), routerEdge, bfdProto, routerASN, int(b.hold/time.Second), bfdOn, peers.String())
 	file := labnet.TempFile(t, dir, "bird.conf", conf)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		out, _ := os.ReadFile(filepath.Join(dir, "bird.log"))
+		var keep []string
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "State changed") || strings.Contains(line, "rror") || strings.Contains(line, "BFD") {
+				keep = append(keep, line)
+			}
+		}
+		t.Logf("BIRD's log (sessions and errors):\n%s", strings.Join(keep, "\n"))
+		for i, p := range b.speakers {
+			var lines []string
+			for _, line := range strings.Split(p.Output(), "\n") {
+				if strings.Contains(line, "BGP session") || strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+					lines = append(lines, line)
+				}
+			}
+			t.Logf("speaker %s:\n%s", b.dirAddrs[i], strings.Join(lines, "\n"))
+		}
+		t.Logf("the router's route for the VIP:%v", b.routeSeen)
+	})
 	b.router.Start("", "bird", "-f", "-c", file, "-s", b.birdSock, "-P", filepath.Join(dir, "bird.pid"))
 	eventually(t, 20*time.Second, "BIRD answers on its socket", func() error {
 		_, err := b.router.Exec("birdc", "-s", b.birdSock, "show", "status")
@@ -134,7 +173,11 @@ func (b *bgpLab) addDirector(i int) {
 	h.Attach(b.segment(), addr+"/24")
 	h.DefaultRoute(routerEdge)
 	h.Sysctl("net.ipv4.vs.sloppy_tcp", "1")
-	h.MustExec("ipvsadm", "-A", "-t", bgpVIP+":80", "-s", "mh", "-b", "mh-port")
+	if b.sched == "mh" {
+		h.MustExec("ipvsadm", "-A", "-t", bgpVIP+":80", "-s", "mh", "-b", "mh-port")
+	} else {
+		h.MustExec("ipvsadm", "-A", "-t", bgpVIP+":80", "-s", b.sched)
+	}
 	for j := range b.rs {
 		h.MustExec("ipvsadm", "-a", "-t", bgpVIP+":80", "-r", fmt.Sprintf("10.10.0.%d:80", 21+j), "-g", "-w", "1")
 	}
@@ -198,7 +241,9 @@ func (b *bgpLab) waitNexthops(want []string, within time.Duration) {
 	want = slices.Sorted(slices.Values(want))
 	eventually(b.t, within, fmt.Sprintf("router routes %s via %v", bgpVIP, want), func() error {
 		if got := b.fibNexthops(); !slices.Equal(got, want) {
-			return fmt.Errorf("ip route: via %v", got)
+			protos, _ := b.router.Exec("birdc", "-s", b.birdSock, "show", "protocols")
+			routes, _ := b.router.Exec("birdc", "-s", b.birdSock, "show", "route", "for", bgpVIP, "all")
+			return fmt.Errorf("ip route: via %v\n%s\n%s", got, protos, routes)
 		}
 		if got := b.birdNexthops(); !slices.Equal(got, want) {
 			return fmt.Errorf("birdc: via %v", got)
@@ -273,6 +318,17 @@ func watchRoutes(t *testing.T, h *labnet.Host, vip string) *routeWatch {
 	return w
 }
 
+// String lists the route's changes, for the log.
+func (w *routeWatch) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var b strings.Builder
+	for _, c := range w.changes {
+		fmt.Fprintf(&b, "\n  %s via %v", c.at.Format("15:04:05.000"), c.gws)
+	}
+	return b.String()
+}
+
 // firstWithout returns when, after since, the route first changed to one
 // that does not go via gw.
 func (w *routeWatch) firstWithout(since time.Time, gw string) (time.Time, []string, bool) {
@@ -310,7 +366,7 @@ func ipvsConns(t *testing.T, h *labnet.Host) int {
 // Set(nothing) withdraws one director's path and Set(all) brings it back;
 // a dead director's path is withdrawn by the hold timer.
 func TestBGPECMP(t *testing.T) {
-	const hold = 3 * time.Second
+	const hold = 9 * time.Second // robust against the emulated machine's stalls
 	b := newBGPLab(t, 3, hold, false)
 	b.waitNexthops(b.dirAddrs, 20*time.Second)
 	t.Logf("router: ip route via %v, birdc via %v", b.fibNexthops(), b.birdNexthops())
@@ -356,6 +412,14 @@ func TestBGPECMP(t *testing.T) {
 	}
 	b.waitNexthops(b.dirAddrs, 10*time.Second)
 
+}
+
+// TestBGPHoldTimer: a dead director's path is withdrawn by the router's
+// hold timer (3s, the shortest BGP allows) when there is no BFD.
+func TestBGPHoldTimer(t *testing.T) {
+	const hold = 3 * time.Second
+	b := newBGPLab(t, 3, hold, false)
+	b.waitNexthops(b.dirAddrs, 20*time.Second)
 	// Director 3's box dies: only the hold timer can tell the router.
 	down := b.killDirector(2)
 	b.waitNexthops(b.dirAddrs[:2], hold+10*time.Second)
