@@ -93,9 +93,13 @@ func (d *decoder) topology(raw map[string]any) *Topology {
 	if f := root.sub("failover", "failover"); f != nil {
 		topo.Failover = d.failover(f)
 	}
+	if b := root.sub("bgp", "bgp"); b != nil {
+		topo.BGP = d.bgp(b)
+	}
 	topo.RealServer = d.realServer(root.sub("realserver", "realserver"))
 	topo.Services = d.services(services)
 	d.failoverDefaults(topo)
+	d.checkBGP(topo)
 	root.finish()
 	return topo
 }

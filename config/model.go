@@ -16,6 +16,7 @@ type Topology struct {
 	Path       string
 	Director   Director
 	Failover   *Failover // nil when the file has no [failover]
+	BGP        *BGP      // nil when the file has no [bgp]
 	Services   []Service
 	RealServer RealServer
 

@@ -174,6 +174,9 @@ func reparse(name string, src string, prev *Topology) *Topology {
 	if prev == nil || prev.pieces == nil || prev.Path != name || len(prev.pieces.starts) != len(prev.Services) {
 		return nil
 	}
+	if prev.Failover != nil && prev.BGP != nil {
+		return nil // a new service's VIP must meet the [bgp]/[failover] check
+	}
 	pp := prev.pieces
 	old, n := pp.src, len(pp.starts)
 	pre := commonPrefix(old, src)
@@ -203,7 +206,7 @@ func reparse(name string, src string, prev *Topology) *Topology {
 	}
 
 	count := k + len(spans) + (n - m)
-	t := &Topology{Path: name, Director: prev.Director, Failover: prev.Failover, RealServer: prev.RealServer,
+	t := &Topology{Path: name, Director: prev.Director, Failover: prev.Failover, BGP: prev.BGP, RealServer: prev.RealServer,
 		Services: make([]Service, 0, count)}
 	p := &pieces{head: pp.head, src: src, text: make([]string, 0, count), starts: make([]int, 0, count), done: pp.done}
 	t.Services = append(t.Services, prev.Services[:k]...)

@@ -43,6 +43,9 @@ var prereqs = []prereq{
 	{path: "ip", pkg: "iproute2", sbinDir: true},
 	{path: "tcpdump", pkg: "tcpdump", sbinDir: true},
 	{path: "keepalived", pkg: "keepalived", sbinDir: true},
+	// BIRD 2 is the router the BGP scale-out tests peer with.
+	{path: "bird", pkg: "bird2", sbinDir: true},
+	{path: "birdc", pkg: "bird2", sbinDir: true},
 	{path: "curl", pkg: "curl"},
 	{path: "sysctl", pkg: "procps", sbinDir: true},
 	{path: "dpkg-deb", pkg: "dpkg"},

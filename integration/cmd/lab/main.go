@@ -113,6 +113,7 @@ func build(ctx context.Context, log *slog.Logger, root string) (string, error) {
 	steps := [][]string{
 		{"go", "build", "-o", filepath.Join(bin, "director"), "./cmd/director"},
 		{"go", "build", "-o", filepath.Join(bin, "labhost"), "./integration/cmd/labhost"},
+		{"go", "build", "-o", filepath.Join(bin, "bgpspeaker"), "./integration/cmd/bgpspeaker"},
 		{"go", "test", "-c", "-tags", "lab", "-o", filepath.Join(bin, "integration.test"), "./integration"},
 		// Package tests that need the lab kernel (ipip) are built with -tags lab.
 		{"go", "test", "-c", "-tags", "lab", "-o", filepath.Join(bin, "realserver-lab.test"), "./cmd/realserver"},
