@@ -548,13 +548,15 @@ func TestFailoverTrackDecrement(t *testing.T) {
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// fall 3: a process start under emulation on a busy host can outlast
+	// one timeout, and a flapping backend is not what this test is about.
 	checked := fl.service("web", "tcp", 80, "dr", "rr") + fmt.Sprintf(`[service.check]
 type = "exec"
 command = ["/usr/bin/test", "-e", %q]
-interval = "300ms"
-timeout = "300ms"
+interval = "500ms"
+timeout = "500ms"
 rise = 1
-fall = 1
+fall = 3
 `, flag)
 	master := fl.oursWith(fl.director, 200, "track_decrement = 150\n", checked)
 	backup := fl.ours(fl.backup, 100)
