@@ -18,8 +18,14 @@ type BGP struct {
 	// VIPInterface carries the announced VIPs so the kernel accepts their
 	// traffic; on "lo" (the default) nobody answers ARP for them.
 	VIPInterface string
-	Peers        []BGPPeer
+	// LeaveGrace is how long a stopping director keeps forwarding after
+	// it withdrew its routes, while the routers converge (default 5s).
+	LeaveGrace time.Duration
+	Peers      []BGPPeer
 }
+
+// DefaultLeaveGrace is [bgp] leave_grace's default.
+const DefaultLeaveGrace = 5 * time.Second
 
 // BGPPeer is one [[bgp.peer]]: a router this director keeps a session with.
 type BGPPeer struct {
@@ -49,7 +55,7 @@ const (
 )
 
 func (d *decoder) bgp(t *table) *BGP {
-	b := &BGP{VIPInterface: DefaultVIPInterface}
+	b := &BGP{VIPInterface: DefaultVIPInterface, LeaveGrace: DefaultLeaveGrace}
 	if v, ok := t.intRange("asn", 1, maxU32); ok {
 		b.ASN = uint32(v)
 	} else if !t.has("asn") {
@@ -68,6 +74,13 @@ func (d *decoder) bgp(t *table) *BGP {
 			t.errorf("vip_interface", "vip_interface %q %s", s, problem)
 		}
 		b.VIPInterface = s
+	}
+	if v, ok := t.duration("leave_grace"); ok {
+		if v < 0 || v > time.Hour {
+			t.errorf("leave_grace", "leave_grace %s is out of range 0s..1h", v)
+		} else {
+			b.LeaveGrace = v
+		}
 	}
 	peers := t.tables("peer")
 	if !t.has("peer") {

@@ -34,6 +34,7 @@ func TestBGPValid(t *testing.T) {
 		ASN:          65010,
 		RouterID:     netip.MustParseAddr("10.0.0.2"),
 		VIPInterface: "dummy0",
+		LeaveGrace:   DefaultLeaveGrace,
 		Peers: []BGPPeer{
 			{Address: netip.MustParseAddr("10.0.0.1"), ASN: 65000, HoldTime: 9 * time.Second, BFD: true, PasswordFile: "/etc/golvs/bgp.key"},
 			{Address: netip.MustParseAddr("2001:db8::1"), ASN: 4200000000},

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net/netip"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/golvs/golvs/config"
+	"github.com/golvs/golvs/director/bgp"
 	"github.com/golvs/golvs/director/ipvs"
 	"github.com/golvs/golvs/director/metrics"
 	"github.com/golvs/golvs/director/vip"
@@ -50,9 +53,10 @@ type Runtime struct {
 	syncKick chan struct{} // the file changed: ensure the sync daemons now
 	monitor  *health.Monitor
 	vips     Announcer
-	vrrp     *vrrp.Runner  // nil without [failover]
-	master   atomic.Bool   // with failover: VIPs are ours only while master
-	track    chan struct{} // health or topology changed: decide again
+	vrrp     *vrrp.Runner   // nil without [failover]
+	bgp      *bgp.Announcer // nil without [bgp]
+	master   atomic.Bool    // with failover: VIPs are ours only while master
+	track    chan struct{}  // health or topology changed: decide again
 	sysctls  []SysctlChange
 	holdMu   sync.Mutex // one Set of the addresses at a time
 
@@ -159,7 +163,16 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 	}
 	rt.setSysctls(topo)
 
+	parts0 := map[string]func(context.Context) error{}
 	rt.vips = rt.Announcer
+	if rt.vips == nil && topo.BGP != nil {
+		ann, sp, err := rt.newBGP(topo)
+		if err != nil {
+			return err
+		}
+		rt.bgp, rt.vips = ann.Announcer, ann
+		parts0["bgp"] = sp.Run
+	}
 	if rt.vips == nil {
 		h := vip.New(topo.Director.Interface, rt.Log.With("part", "vip"))
 		h.NetnsPath = rt.NetnsPath
@@ -176,6 +189,7 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 		"announce":   rt.runAnnounce,
 		"sync":       rt.runSyncDaemons,
 	}
+	maps.Copy(parts, parts0)
 	if topo.Failover != nil {
 		// With failover, IPVS is programmed all the time (a backup's table
 		// is ready) and only the addresses follow the VRRP state.
@@ -261,6 +275,9 @@ loop:
 		}
 	}
 	rt.Notify.Stopping()
+	if rt.bgp != nil && runErr == nil {
+		rt.leave()
+	}
 	stop()
 	wg.Wait()
 	rt.Log.Info("director stopping", "cleanup", rt.CleanupOnExit)
@@ -270,6 +287,56 @@ loop:
 		}
 	}
 	return runErr
+}
+
+// routedAnnouncer is the BGP announcer with the VIP device's claim.
+type routedAnnouncer struct {
+	*bgp.Announcer
+	dev *vip.Holder
+}
+
+func (a routedAnnouncer) Claim(addrs []netip.Addr) { a.dev.Claim(addrs) }
+
+// newBGP builds the routed announcer: VIPs on [bgp] vip_interface (no ARP
+// for them), each announced while this director can serve it.
+func (rt *Runtime) newBGP(topo *config.Topology) (routedAnnouncer, *bgp.Speaker, error) {
+	rid := topo.BGP.RouterID
+	if !rid.IsValid() {
+		var err error
+		if rid, err = bgp.RouterIDOf(topo.Director.Interface); err != nil {
+			return routedAnnouncer{}, nil, err
+		}
+	}
+	cfg, err := bgp.FromTopology(topo.BGP, rid)
+	if err != nil {
+		return routedAnnouncer{}, nil, err
+	}
+	sp, err := bgp.New(cfg, rt.Log.With("part", "bgp"))
+	if err != nil {
+		return routedAnnouncer{}, nil, err
+	}
+	dev := vip.New(topo.BGP.VIPInterface, rt.Log.With("part", "vip"))
+	dev.NetnsPath = rt.NetnsPath
+	return routedAnnouncer{Announcer: &bgp.Announcer{Device: dev, Routes: sp}, dev: dev}, sp, nil
+}
+
+// leave is the graceful leave of a routed director: withdraw every route
+// first, keep forwarding (parts still run) while the routers converge,
+// then let the director stop.
+func (rt *Runtime) leave() {
+	grace := config.DefaultLeaveGrace
+	if b := rt.current().BGP; b != nil {
+		grace = b.LeaveGrace
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err := rt.bgp.Leave(ctx)
+	cancel()
+	if err != nil {
+		rt.Log.Error("could not withdraw the routes before stopping", "err", err)
+		return
+	}
+	rt.Log.Info("routes withdrawn; forwarding on while the routers converge", "grace", grace)
+	time.Sleep(grace)
 }
 
 // current returns the topology in force.
@@ -282,8 +349,11 @@ func (rt *Runtime) current() *config.Topology {
 // situation is what the address decision depends on now.
 func (rt *Runtime) situation() Situation {
 	s := Situation{Topo: rt.current(), Health: rt.monitor}
-	if rt.vrrp != nil {
+	switch {
+	case rt.vrrp != nil:
 		s.Mode, s.Master = VRRP, rt.master.Load()
+	case rt.bgp != nil:
+		s.Mode = Routed
 	}
 	return s
 }

@@ -35,6 +35,11 @@ var (
 	ipvsConntrack = Sysctl{Key: "net/ipv4/vs/conntrack", Value: "1", Optional: true}
 )
 
+var (
+	sloppyTCP  = Sysctl{Key: "net/ipv4/vs/sloppy_tcp", Value: "1"}
+	sloppySCTP = Sysctl{Key: "net/ipv4/vs/sloppy_sctp", Value: "1"}
+)
+
 // NeededSysctls returns the settings the topology's services need.
 func NeededSysctls(topo *config.Topology) []Sysctl {
 	var v4, v6 bool
@@ -51,6 +56,19 @@ func NeededSysctls(topo *config.Topology) []Sysctl {
 		}
 	}
 	var out []Sysctl
+	if topo != nil && topo.BGP != nil {
+		// Several active directors: a flow ECMP moves to this director
+		// arrives mid-stream, and IPVS must schedule it (mh picks the
+		// same real server every director picks) instead of dropping
+		// a packet that is not a SYN.
+		out = append(out, sloppyTCP)
+		for i := range topo.Services {
+			if topo.Services[i].Protocol == config.SCTP {
+				out = append(out, sloppySCTP)
+				break
+			}
+		}
+	}
 	if v4 {
 		out = append(out, ipv4Forward)
 	}
