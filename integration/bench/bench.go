@@ -571,6 +571,10 @@ func measureDirectorRunning(ctx context.Context, opts Options, ns netns, r *Resu
 	}
 	r.ColdPass, r.ColdWrites = p.took, p.writes
 	seen := 1
+	// Where the cold start went, from the director's own log.
+	if b, err := os.ReadFile(d.logPath); err == nil {
+		fmt.Fprint(opts.Progress, coldTimeline(b, start))
+	}
 
 	// Unchanged reloads: the same file again. Each reload's window is
 	// every pass logged from its signal to the next one (a reload may
@@ -759,4 +763,27 @@ func weightIn(es []ipvs.Entry, a netip.Addr) int {
 		}
 	}
 	return -1
+}
+
+// coldTimeline is the director's log up to its first pass, each line
+// prefixed with its time since start (the log's times have millisecond
+// precision).
+func coldTimeline(log []byte, start time.Time) string {
+	var b strings.Builder
+	for _, line := range strings.Split(string(log), "\n") {
+		ts, rest, ok := strings.Cut(line, " ")
+		v, found := strings.CutPrefix(ts, "time=")
+		if !ok || !found {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "bench: director +%v %s\n", at.Sub(start).Round(time.Millisecond), rest)
+		if strings.Contains(rest, `msg="ipvs pass"`) {
+			break
+		}
+	}
+	return b.String()
 }

@@ -128,12 +128,22 @@ func probeVIPs(ctx context.Context, w io.Writer, tab table) error {
 	h := vip.New(benchIface, slog.New(slog.NewTextHandler(w, nil)))
 	h.NetnsPath = ns.path()
 	want := tab.vips()
-	t := time.Now()
-	if err := h.Set(ctx, want); err != nil {
-		return err
+	// In steps, to show whether an address costs more the more there are.
+	step := max(1, len(want)/4)
+	t0 := time.Now()
+	for k := step; ; k += step {
+		k = min(k, len(want))
+		t := time.Now()
+		if err := h.Set(ctx, want[:k]); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "probe %d: VIPs set %d more, to %d: %s\n", tab.n, min(step, k), k, time.Since(t))
+		if k == len(want) {
+			break
+		}
 	}
-	fmt.Fprintf(w, "probe %d: VIPs set %s (%d addresses)\n", tab.n, time.Since(t), len(want))
-	t = time.Now()
+	fmt.Fprintf(w, "probe %d: VIPs set %s (%d addresses)\n", tab.n, time.Since(t0), len(want))
+	t := time.Now()
 	if err := h.Set(ctx, want); err != nil {
 		return err
 	}
