@@ -65,9 +65,13 @@ demo: build
 # Benchmarks compare ratios measured in one run; none is part of `make test`.
 bench: bench-scale bench-health bench-failover
 
-# IPVS programming at scale: ours vs `ipvsadm -R` vs keepalived, one guest boot.
+# IPVS programming at scale: ours vs `ipvsadm -R` vs keepalived, one guest
+# boot per layout: one VIP with a port per service (100, 1,000, 5,000
+# services), then 1,000 services each on a VIP of its own (the director's
+# cold start then includes putting the 1,000 VIPs on its interface).
 bench-scale: build
 	$(GO) run ./integration/cmd/lab bench
+	$(GO) run ./integration/cmd/lab bench -many-vips -sizes 1000
 
 # 10,000 TCP-checked backends at 1 s against local listeners: CPU and lateness,
 # with listeners that defer accepting (the backend's half of each loopback

@@ -19,24 +19,35 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestBenchSmoke runs `make bench`'s harness at 100 services so that it
-// cannot rot: every contender fills the table, an unchanged reload writes
-// nothing and a one-weight change writes once. (The figures themselves
-// belong to `make bench`.) Each contender runs in a namespace of its own.
+// TestBenchSmoke runs `make bench`'s harness at 100 services, and the
+// many-VIP layout at 30, so that it cannot rot: every contender fills the
+// table (and the director puts every VIP on its interface), an unchanged
+// reload writes nothing and a one-weight change writes once. (The figures
+// themselves belong to `make bench`.) Each contender runs in a namespace
+// of its own.
 func TestBenchSmoke(t *testing.T) {
+	for _, tc := range []struct {
+		n        int
+		manyVIPs bool
+	}{{100, false}, {30, true}} {
+		benchSmoke(t, tc.n, tc.manyVIPs)
+	}
+}
+
+func benchSmoke(t *testing.T, n int, manyVIPs bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress strings.Builder
-	rs, err := bench.Run(ctx, bench.Options{Sizes: []int{100}, Director: bin(t, "director"), Work: t.TempDir(), Progress: &progress})
+	rs, err := bench.Run(ctx, bench.Options{Sizes: []int{n}, Director: bin(t, "director"), Work: t.TempDir(), Progress: &progress, ManyVIPs: manyVIPs})
 	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, progress.String())
+		t.Fatalf("bench (many VIPs: %v): %v\n%s", manyVIPs, err, progress.String())
 	}
 	var table strings.Builder
 	bench.Table(&table, rs)
-	t.Logf("\n%s", table.String())
+	t.Logf("many VIPs: %v\n%s", manyVIPs, table.String())
 	r := rs[0]
-	if r.Services != 100 || r.ColdWrites != 400+100 {
-		t.Errorf("cold pass: %d services, %d writes; want 100 and 500", r.Services, r.ColdWrites)
+	if r.Services != n || r.ManyVIPs != manyVIPs || r.ColdWrites != uint64(4*n+n) {
+		t.Errorf("cold pass: %d services (many VIPs: %v), %d writes; want %d and %d", r.Services, r.ManyVIPs, r.ColdWrites, n, 5*n)
 	}
 	if r.IpvsadmRestore <= 0 || r.KeepalivedCold <= 0 || r.Cold <= 0 || r.Change <= 0 || r.NoopPass <= 0 {
 		t.Errorf("a figure is missing: %+v", r)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-multierror"
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -29,11 +30,15 @@ func (h *Holder) Claim(addrs []netip.Addr) {
 
 // Set makes want the addresses this Holder holds: it adds the missing
 // ones, then removes the ones it held, added or claimed that are no
-// longer wanted. It is idempotent and applies each direction as one
-// netlink batch (one send, then the acks), with one summary log line:
-// a thousand VIPs cost one round trip, not a thousand. Every address is
+// longer wanted. It is idempotent: it reads the interface's addresses
+// (one dump) and sends only the difference, so a Set that changes nothing
+// costs one round trip, and an address removed behind its back is put
+// back. Each direction goes in netlink batches (one send of up to 128
+// requests, one reply unless some fail), with one summary log line: a
+// thousand VIPs cost eight round trips, not a thousand. Every address is
 // tried; what failed is retried by the next Set.
 func (h *Holder) Set(ctx context.Context, want []netip.Addr) error {
+	start := time.Now()
 	h.mu.Lock()
 	wantSet := make(map[netip.Addr]bool, len(want))
 	for _, a := range want {
@@ -58,11 +63,31 @@ func (h *Holder) Set(ctx context.Context, want []netip.Addr) error {
 	slices.SortFunc(add, netip.Addr.Compare)
 	slices.SortFunc(drop, netip.Addr.Compare)
 
-	s, index, err := h.socket(ctx)
+	s, index, present, err := h.socket(ctx)
 	if err != nil {
 		return fmt.Errorf("set VIPs: %w", err)
 	}
 	defer s.Close()
+	// What is there already is not sent: a wanted one is ours (as an add
+	// failing with EEXIST would make it), one to drop that is gone is
+	// forgotten (as EADDRNOTAVAIL would). Adds of a thousand VIPs that
+	// are all there cost the kernel more than one dump of them.
+	held := len(add)
+	h.mu.Lock()
+	add = slices.DeleteFunc(add, func(a netip.Addr) bool {
+		if present[a] {
+			h.added[a] = true
+		}
+		return present[a]
+	})
+	drop = slices.DeleteFunc(drop, func(a netip.Addr) bool {
+		if !present[a] {
+			delete(h.added, a)
+			delete(h.claimed, a)
+		}
+		return !present[a]
+	})
+	h.mu.Unlock()
 	var errs *multierror.Error
 	addErrs := batch(s, unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, index, add)
 	n := 0
@@ -96,20 +121,32 @@ func (h *Holder) Set(ctx context.Context, want []netip.Addr) error {
 	}
 	h.mu.Unlock()
 	if n > 0 || m > 0 {
-		h.log.Info("VIPs set", "interface", h.iface, "added", n, "removed", m, "held", len(add))
+		h.log.Info("VIPs set", "interface", h.iface, "added", n, "removed", m, "held", held, "took", time.Since(start))
 	}
 	return errs.ErrorOrNil()
 }
 
 // socket opens a route netlink socket in the Holder's namespace with the
-// call's deadline as its timeouts, and finds the interface's index.
-func (h *Holder) socket(ctx context.Context) (*nl.NetlinkSocket, int, error) {
+// call's deadline as its timeouts, finds the interface's index, and reads
+// the host addresses (/32, /128) on it.
+func (h *Holder) socket(ctx context.Context) (*nl.NetlinkSocket, int, map[netip.Addr]bool, error) {
 	nh, link, err := h.handle(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	index := link.Attrs().Index
+	as, err := nh.AddrList(link, netlink.FAMILY_ALL)
 	nh.Close()
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("addresses of %s: %w", h.iface, err)
+	}
+	present := make(map[netip.Addr]bool, len(as))
+	for _, a := range as {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if ones, bits := a.Mask.Size(); ok && ones == bits {
+			present[ip.Unmap()] = true
+		}
+	}
 	timeout := h.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -121,13 +158,13 @@ func (h *Holder) socket(ctx context.Context) (*nl.NetlinkSocket, int, error) {
 	if h.NetnsPath != "" {
 		ns, err = netns.GetFromPath(h.NetnsPath)
 		if err != nil {
-			return nil, 0, fmt.Errorf("netns %s: %w", h.NetnsPath, err)
+			return nil, 0, nil, fmt.Errorf("netns %s: %w", h.NetnsPath, err)
 		}
 		defer ns.Close()
 	}
 	s, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, 0, fmt.Errorf("netlink: %w", err)
+		return nil, 0, nil, fmt.Errorf("netlink: %w", err)
 	}
 	tv := unix.NsecToTimeval(max(timeout, time.Millisecond).Nanoseconds())
 	err = s.SetSendTimeout(&tv)
@@ -136,17 +173,18 @@ func (h *Holder) socket(ctx context.Context) (*nl.NetlinkSocket, int, error) {
 	}
 	if err != nil {
 		s.Close()
-		return nil, 0, fmt.Errorf("netlink: %w", err)
+		return nil, 0, nil, fmt.Errorf("netlink: %w", err)
 	}
-	return s, index, nil
+	return s, index, present, nil
 }
 
-// window is how many requests batch sends before reading their acks: the
-// acks of a larger window overflow the socket's receive buffer.
+// window is how many requests batch sends at once: the error replies of
+// a whole window that fails (a restart finds every VIP there already)
+// must fit in the socket's receive buffer.
 const window = 128
 
-// batch sends the address requests in windows, each sent whole before
-// its acks are read, and returns each one's outcome.
+// batch sends the address requests in windows and returns each one's
+// outcome.
 func batch(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Addr) []error {
 	errs := make([]error, len(addrs))
 	for lo := 0; lo < len(addrs); lo += window {
@@ -156,10 +194,24 @@ func batch(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Addr) [
 	return errs
 }
 
+// sendWindow sends a window's requests in one sendmsg (the kernel handles
+// every message of it in order, and goes on after a failed one). Only the
+// last asks for an ACK: the kernel answers the others only when they fail,
+// so success costs no reply, and the last one's reply closes the window.
+// Per address, a reply each cost a receive (and a 64 KiB buffer) each.
 func sendWindow(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Addr, errs []error) {
+	if len(addrs) == 0 {
+		return
+	}
+	var buf []byte
 	seqs := make(map[uint32]int, len(addrs))
+	var last uint32
 	for i, a := range addrs {
-		req := nl.NewNetlinkRequest(typ, flags|unix.NLM_F_ACK)
+		f := flags
+		if i == len(addrs)-1 {
+			f |= unix.NLM_F_ACK
+		}
+		req := nl.NewNetlinkRequest(typ, f)
 		fam := nl.FAMILY_V4
 		if a.Is6() {
 			fam = nl.FAMILY_V6
@@ -175,17 +227,20 @@ func sendWindow(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Ad
 			// Usable at once instead of "tentative" for a second.
 			req.AddData(nl.NewRtAttr(unix.IFA_FLAGS, nl.Uint32Attr(unix.IFA_F_NODAD)))
 		}
-		if err := s.Send(req); err != nil {
-			for j := i; j < len(addrs); j++ {
-				errs[j] = fmt.Errorf("send: %w", err)
-			}
-			break
-		}
+		buf = append(buf, req.Serialize()...)
 		seqs[req.Seq] = i
+		last = req.Seq
 	}
-	for len(seqs) > 0 {
+	if err := sendAll(s, buf); err != nil {
+		for i := range errs {
+			errs[i] = fmt.Errorf("send: %w", err)
+		}
+		return
+	}
+	for {
 		msgs, _, err := s.Receive()
 		if err != nil {
+			// What no reply was read for is unknown: the next Set retries.
 			for _, i := range seqs {
 				errs[i] = fmt.Errorf("no reply: %w", err)
 			}
@@ -200,6 +255,21 @@ func sendWindow(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Ad
 			if code := int32(nl.NativeEndian().Uint32(m.Data[:4])); code != 0 {
 				errs[i] = syscall.Errno(-code)
 			}
+			if m.Header.Seq == last {
+				return // the kernel handled the others before it
+			}
+		}
+	}
+}
+
+// sendAll sends buf, several requests, in one sendmsg to the kernel. The
+// socket is non-blocking, but a send to the kernel is handled within the
+// call and never waits for room.
+func sendAll(s *nl.NetlinkSocket, buf []byte) error {
+	for {
+		err := unix.Sendto(s.GetFd(), buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		if err != unix.EINTR {
+			return err
 		}
 	}
 }

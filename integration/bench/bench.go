@@ -45,19 +45,25 @@ type Options struct {
 	// Rounds is how many times each size is measured, keeping the best
 	// time of each figure; default 1.
 	Rounds int
+	// ManyVIPs: each service on a VIP of its own (port 80) instead of
+	// one VIP with a port per service; the director's cold start then
+	// includes putting every VIP on its interface.
+	ManyVIPs bool
 }
 
 // Result is one size's figures. Durations are wall time in this kernel.
 type Result struct {
 	Services, Backends int
-	Rounds             int // measured this many times; the best time of each is kept
+	ManyVIPs           bool // one VIP per service (see Options)
+	Rounds             int  // measured this many times; the best time of each is kept
 
 	IpvsadmRestore  time.Duration // ipvsadm -R of the whole table
 	IpvsadmRSSKB    int64
 	KeepalivedCold  time.Duration // start until the kernel holds the whole table
 	KeepalivedRSSKB int64         // parent + checker child
 
-	Cold         time.Duration // director start until the kernel holds the whole table
+	Cold         time.Duration // director start until the kernel holds the whole table and every VIP is on the interface
+	VIPsLate     time.Duration // how much of Cold the VIPs came after the table (0: already there)
 	ColdPass     time.Duration // the director's own first pass (dump, plan, apply)
 	ColdWrites   uint64
 	Change       time.Duration // SIGHUP with one weight changed until the kernel shows it
@@ -86,6 +92,11 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	if opts.Progress == nil {
 		opts.Progress = io.Discard
 	}
+	for _, n := range opts.Sizes {
+		if opts.ManyVIPs && n > maxManyVIPs {
+			return nil, fmt.Errorf("%d services: at most %d in the many-VIP layout", n, maxManyVIPs)
+		}
+	}
 	if _, err := os.Stat("/proc/net/ip_vs"); err != nil {
 		return nil, fmt.Errorf("no IPVS in this kernel: %w", err)
 	}
@@ -101,7 +112,7 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	for _, n := range opts.Sizes {
 		var best Result
 		for round := range opts.Rounds {
-			r := Result{Services: n, Backends: opts.Backends, Rounds: 1}
+			r := Result{Services: n, Backends: opts.Backends, ManyVIPs: opts.ManyVIPs, Rounds: 1}
 			// Alternate the order so that a slow patch of the host
 			// does not always fall on the same contender.
 			order := slices.Clone(steps)
@@ -109,7 +120,7 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 				slices.Reverse(order)
 			}
 			for i, s := range order {
-				fmt.Fprintf(opts.Progress, "bench: %d services, round %d: %s\n", n, round+1, s.name)
+				fmt.Fprintf(opts.Progress, "bench: %d services (%s), round %d: %s\n", n, r.table().layout(), round+1, s.name)
 				ns, err := newNetns(ctx, fmt.Sprintf("golvsb-%d-%d-%d", n, round, i))
 				if err != nil {
 					return out, err
@@ -136,6 +147,11 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	return out, nil
 }
 
+// table is the layout r measures.
+func (r *Result) table() table {
+	return table{n: r.Services, backends: r.Backends, manyVIPs: r.ManyVIPs}
+}
+
 // step is one contender's measurement.
 type step struct {
 	name string
@@ -152,10 +168,13 @@ func merge(a, b Result) Result {
 		v   time.Duration
 	}{
 		{&m.IpvsadmRestore, b.IpvsadmRestore}, {&m.KeepalivedCold, b.KeepalivedCold},
-		{&m.Cold, b.Cold}, {&m.ColdPass, b.ColdPass}, {&m.Change, b.Change},
+		{&m.ColdPass, b.ColdPass}, {&m.Change, b.Change},
 		{&m.ChangePass, b.ChangePass},
 	} {
 		*f.dst = min(*f.dst, f.v)
+	}
+	if b.Cold < m.Cold {
+		m.Cold, m.VIPsLate = b.Cold, b.VIPsLate
 	}
 	m.ReloadPass = min(m.ReloadPass, b.ReloadPass)
 	if b.NoopFullPass < m.NoopFullPass {
@@ -247,17 +266,19 @@ func countTable(file string) (services, dests int, err error) {
 
 // waitFull waits until the kernel holds the whole table and returns the
 // time since start when it first did. Every contender programs services
-// in port order, so the cheap witness is the last service's destinations
-// (one netlink request per poll, so that watching costs the one guest CPU
-// almost nothing); /proc/net/ip_vs then confirms the whole table.
-func waitFull(ctx context.Context, ns netns, pid int, start time.Time, n, backends int, exited <-chan error) (time.Duration, error) {
+// in table order (file order; the director's sorted keys), so the cheap
+// witness is the last service's destinations (one netlink request per
+// poll, so that watching costs the one guest CPU almost nothing);
+// /proc/net/ip_vs then confirms the whole table.
+func waitFull(ctx context.Context, ns netns, pid int, start time.Time, t table, exited <-chan error) (time.Duration, error) {
 	h, err := moby.New(ns.path())
 	if err != nil {
 		return 0, err
 	}
 	defer h.Close()
+	n, backends := t.n, t.backends
 	last := &moby.Service{AddressFamily: unix.AF_INET, Protocol: unix.IPPROTO_TCP,
-		Address: []byte{192, 0, 2, 1}, Port: uint16(port(n - 1))}
+		Address: t.addr(n - 1).AsSlice(), Port: uint16(t.port(n - 1))}
 	deadline := time.After(10 * time.Minute)
 	s, d := 0, 0
 	for {
@@ -283,7 +304,7 @@ func waitFull(ctx context.Context, ns netns, pid int, start time.Time, n, backen
 }
 
 func measureIpvsadm(ctx context.Context, opts Options, ns netns, r *Result) error {
-	rules := ipvsadmRules(r.Services, r.Backends)
+	rules := ipvsadmRules(r.table())
 	cmd := ns.command(ctx, "ipvsadm", "-R")
 	cmd.Stdin = bytes.NewReader(rules)
 	var out bytes.Buffer
@@ -320,7 +341,7 @@ func measureKeepalived(ctx context.Context, opts Options, ns netns, r *Result) e
 		return err
 	}
 	conf := filepath.Join(dir, "keepalived.conf")
-	if err := os.WriteFile(conf, keepalivedConf(r.Services, r.Backends), 0o644); err != nil {
+	if err := os.WriteFile(conf, keepalivedConf(r.table()), 0o644); err != nil {
 		return err
 	}
 	logf, err := os.Create(filepath.Join(dir, "keepalived.log"))
@@ -340,7 +361,7 @@ func measureKeepalived(ctx context.Context, opts Options, ns netns, r *Result) e
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	r.KeepalivedCold, err = waitFull(ctx, ns, cmd.Process.Pid, start, r.Services, r.Backends, exited)
+	r.KeepalivedCold, err = waitFull(ctx, ns, cmd.Process.Pid, start, r.table(), exited)
 	if err == nil {
 		r.KeepalivedRSSKB = peakRSS(cmd.Process.Pid)
 		if b, rerr := os.ReadFile(filepath.Join(dir, "checkers.pid")); rerr == nil {
@@ -486,7 +507,7 @@ func measureDirector(ctx context.Context, opts Options, ns netns, r *Result) err
 		return err
 	}
 	conf := filepath.Join(dir, "topology.toml")
-	if err := os.WriteFile(conf, topology(dir, r.Services, r.Backends, -1), 0o644); err != nil {
+	if err := os.WriteFile(conf, topology(dir, r.table(), -1), 0o644); err != nil {
 		return err
 	}
 	logPath := filepath.Join(dir, "director.log")
@@ -532,16 +553,28 @@ func measureDirector(ctx context.Context, opts Options, ns netns, r *Result) err
 }
 
 func measureDirectorRunning(ctx context.Context, opts Options, ns netns, r *Result, d *runningDirector, conf string, start time.Time) error {
-	var err error
-	if r.Cold, err = waitFull(ctx, ns, d.cmd.Process.Pid, start, r.Services, r.Backends, d.exited); err != nil {
+	tab := r.table()
+	full, err := waitFull(ctx, ns, d.cmd.Process.Pid, start, tab, d.exited)
+	if err != nil {
 		return err
 	}
+	// Putting the VIPs on the interface is part of the director's cold
+	// start: it is done when both are.
+	vips, err := waitAddrs(ctx, ns, start, full, tab.vips(), d.exited)
+	if err != nil {
+		return err
+	}
+	r.Cold, r.VIPsLate = max(full, vips), max(0, vips-full)
 	p, err := d.waitPass(ctx, 0)
 	if err != nil {
 		return err
 	}
 	r.ColdPass, r.ColdWrites = p.took, p.writes
 	seen := 1
+	// Where the cold start went, from the director's own log.
+	if b, err := os.ReadFile(d.logPath); err == nil {
+		fmt.Fprint(opts.Progress, coldTimeline(b, start))
+	}
 
 	// Unchanged reloads: the same file again. Each reload's window is
 	// every pass logged from its signal to the next one (a reload may
@@ -588,7 +621,7 @@ func measureDirectorRunning(ctx context.Context, opts Options, ns netns, r *Resu
 		return err
 	}
 	key := ipvs.ServiceKey{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP,
-		Address: netip.MustParseAddr(vip), Port: uint16(port(changed))}
+		Address: tab.addr(changed), Port: uint16(tab.port(changed))}
 	want := netip.MustParseAddr(backend(0))
 	// The kernel is asked each time the director's log grows (it logs
 	// each change right after making it), and every 20 ms regardless:
@@ -601,7 +634,7 @@ func measureDirectorRunning(ctx context.Context, opts Options, ns netns, r *Resu
 	defer unix.Close(logged)
 	reloads := opts.Reloads
 	for weight := 2; weight <= 4; weight++ {
-		if err := os.WriteFile(conf, topologyWeight(filepath.Dir(conf), r.Services, r.Backends, changed, weight), 0o644); err != nil {
+		if err := os.WriteFile(conf, topologyWeight(filepath.Dir(conf), tab, changed, weight), 0o644); err != nil {
 			return err
 		}
 		// Nor may this process's garbage collector run in the window:
@@ -730,4 +763,27 @@ func weightIn(es []ipvs.Entry, a netip.Addr) int {
 		}
 	}
 	return -1
+}
+
+// coldTimeline is the director's log up to its first pass, each line
+// prefixed with its time since start (the log's times have millisecond
+// precision).
+func coldTimeline(log []byte, start time.Time) string {
+	var b strings.Builder
+	for _, line := range strings.Split(string(log), "\n") {
+		ts, rest, ok := strings.Cut(line, " ")
+		v, found := strings.CutPrefix(ts, "time=")
+		if !ok || !found {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "bench: director +%v %s\n", at.Sub(start).Round(time.Millisecond), rest)
+		if strings.Contains(rest, `msg="ipvs pass"`) {
+			break
+		}
+	}
+	return b.String()
 }

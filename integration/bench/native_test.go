@@ -18,7 +18,7 @@ import (
 func BenchmarkColdPassFake(b *testing.B) {
 	dir := b.TempDir()
 	p := filepath.Join(dir, "t.toml")
-	if err := os.WriteFile(p, topology(dir, 5000, 4, -1), 0o644); err != nil {
+	if err := os.WriteFile(p, topology(dir, table{n: 5000, backends: 4}, -1), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	topo, err := config.Load(p)

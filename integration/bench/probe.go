@@ -13,13 +13,22 @@ import (
 	"github.com/golvs/golvs/config"
 	"github.com/golvs/golvs/director"
 	"github.com/golvs/golvs/director/ipvs"
+	"github.com/golvs/golvs/director/vip"
 )
 
 // Probe times the director's parts one by one in this process at n
 // services (config load, plan, one batched write of the table, a dump,
 // then two reconciler passes), to show where a pass's time goes; with
-// prof non-nil the passes are CPU-profiled into it. It flushes the table.
-func Probe(ctx context.Context, w io.Writer, prof io.Writer, work string, n, backends int) error {
+// prof non-nil the passes are CPU-profiled into it. With manyVIPs the
+// table has a VIP per service, and putting them on an interface (and
+// taking them off) is timed too. It flushes the table.
+func Probe(ctx context.Context, w io.Writer, prof io.Writer, work string, n, backends int, manyVIPs bool) error {
+	tab := table{n: n, backends: backends, manyVIPs: manyVIPs}
+	if manyVIPs {
+		if err := probeVIPs(ctx, w, tab); err != nil {
+			return err
+		}
+	}
 	if err := clearTable(ctx); err != nil {
 		return err
 	}
@@ -27,7 +36,7 @@ func Probe(ctx context.Context, w io.Writer, prof io.Writer, work string, n, bac
 		return err
 	}
 	p := filepath.Join(work, "probe.toml")
-	if err := os.WriteFile(p, topology(work, n, backends, -1), 0o644); err != nil {
+	if err := os.WriteFile(p, topology(work, tab, -1), 0o644); err != nil {
 		return err
 	}
 	t := time.Now()
@@ -100,4 +109,49 @@ func Probe(ctx context.Context, w io.Writer, prof io.Writer, work string, n, bac
 		fmt.Fprintf(w, "probe %d: reconciler pass %s\n", n, time.Since(t))
 	}
 	return clearTable(ctx)
+}
+
+// probeVIPs times vip.Holder.Set of the table's VIPs on a dummy interface
+// in a namespace of its own, then their removal.
+func probeVIPs(ctx context.Context, w io.Writer, tab table) error {
+	ns, err := newNetns(ctx, "golvsb-probe")
+	if err != nil {
+		return err
+	}
+	defer ns.remove(ctx)
+	if err := run(ctx, "ip", "-n", ns.name, "link", "add", benchIface, "type", "dummy"); err != nil {
+		return err
+	}
+	if err := run(ctx, "ip", "-n", ns.name, "link", "set", benchIface, "up"); err != nil {
+		return err
+	}
+	h := vip.New(benchIface, slog.New(slog.NewTextHandler(w, nil)))
+	h.NetnsPath = ns.path()
+	want := tab.vips()
+	// In steps, to show whether an address costs more the more there are.
+	step := max(1, len(want)/4)
+	t0 := time.Now()
+	for k := step; ; k += step {
+		k = min(k, len(want))
+		t := time.Now()
+		if err := h.Set(ctx, want[:k]); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "probe %d: VIPs set %d more, to %d: %s\n", tab.n, min(step, k), k, time.Since(t))
+		if k == len(want) {
+			break
+		}
+	}
+	fmt.Fprintf(w, "probe %d: VIPs set %s (%d addresses)\n", tab.n, time.Since(t0), len(want))
+	t := time.Now()
+	if err := h.Set(ctx, want); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "probe %d: VIPs set again %s (no change)\n", tab.n, time.Since(t))
+	t = time.Now()
+	if err := h.Set(ctx, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "probe %d: VIPs removed %s\n", tab.n, time.Since(t))
+	return nil
 }

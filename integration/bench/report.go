@@ -20,10 +20,10 @@ func Ratio(a, b time.Duration) float64 {
 // kernel (under emulation in the lab), so read the ratios.
 func Table(w io.Writer, rs []Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "services\tipvsadm -R\tkeepalived\tdirector cold\t/keepalived\t/ipvsadm\tchange\t(writes)\t/cold\tunchanged writes\tno-op resync\t/cold\tfull-dump pass\t/cold\tRSS KiB (ours/ka/ipvsadm)\t")
+	fmt.Fprintln(tw, "services\tVIPs\tipvsadm -R\tkeepalived\tdirector cold\t/keepalived\t/ipvsadm\tchange\t(writes)\t/cold\tunchanged writes\tno-op resync\t/cold\tfull-dump pass\t/cold\tRSS KiB (ours/ka/ipvsadm)\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%d x %d\t%s\t%s\t%s\t%.2fx\t%.2fx\t%s\t%d\t%.2f%%\t%v\t%s\t%.1f%%\t%s\t%.1f%%\t%d/%d/%d\t\n",
-			r.Services, r.Backends,
+		fmt.Fprintf(tw, "%d x %d\t%d\t%s\t%s\t%s\t%.2fx\t%.2fx\t%s\t%d\t%.2f%%\t%v\t%s\t%.1f%%\t%s\t%.1f%%\t%d/%d/%d\t\n",
+			r.Services, r.Backends, len(r.table().vips()),
 			round(r.IpvsadmRestore), round(r.KeepalivedCold), round(r.Cold),
 			Ratio(r.Cold, r.KeepalivedCold), Ratio(r.Cold, r.IpvsadmRestore),
 			round(r.Change), r.ChangeWrites, 100*Ratio(r.Change, r.Cold),

@@ -3,7 +3,11 @@
 // director on the same table, prints the table and writes the raw figures.
 // `go run ./integration/cmd/lab bench` (make bench) builds and boots it.
 //
-//	benchguest -director bin/director [-sizes 100,1000,5000] [-backends 4] [-rounds 3] [-out FILE|-]
+//	benchguest -director bin/director [-sizes 100,1000,5000] [-backends 4] [-rounds 3] [-many-vips] [-out FILE|-]
+//
+// -many-vips puts each service on a VIP of its own (port 80) instead of
+// one VIP with a port per service: the director then also puts every VIP
+// on its interface during its cold start (keepalived, LVS only, adds none).
 //
 // With -out - the raw figures go to stdout between marker lines, for a host
 // that cannot see the guest's files.
@@ -45,6 +49,7 @@ func run(ctx context.Context) int {
 	work := flag.String("work", "/var/tmp/golvs-bench", "scratch directory")
 	out := flag.String("out", "-", "raw figures: a file, or - for stdout between markers")
 	probe := flag.Bool("probe", false, "time the director's parts in-process instead")
+	manyVIPs := flag.Bool("many-vips", false, "each service on a VIP of its own (port 80) instead of one VIP with a port per service")
 	flag.Parse()
 	if *dirBin == "" && !*probe {
 		fmt.Fprintln(os.Stderr, "benchguest: -director is required")
@@ -62,7 +67,7 @@ func run(ctx context.Context) int {
 	if *probe {
 		var prof bytes.Buffer
 		for _, n := range ns {
-			if err := bench.Probe(ctx, os.Stdout, &prof, *work, n, *backends); err != nil {
+			if err := bench.Probe(ctx, os.Stdout, &prof, *work, n, *backends, *manyVIPs); err != nil {
 				fmt.Fprintf(os.Stderr, "benchguest: probe: %v\n", err)
 				return 1
 			}
@@ -70,7 +75,7 @@ func run(ctx context.Context) int {
 		fmt.Println("PROFILE " + base64.StdEncoding.EncodeToString(prof.Bytes()))
 		return 0
 	}
-	rs, err := bench.Run(ctx, bench.Options{Sizes: ns, Backends: *backends, Director: *dirBin, Work: *work, Progress: os.Stderr, Rounds: *rounds})
+	rs, err := bench.Run(ctx, bench.Options{Sizes: ns, Backends: *backends, Director: *dirBin, Work: *work, Progress: os.Stderr, Rounds: *rounds, ManyVIPs: *manyVIPs})
 	if len(rs) > 0 {
 		if werr := writeRaw(*out, rs); werr != nil {
 			fmt.Fprintf(os.Stderr, "benchguest: %v\n", werr)

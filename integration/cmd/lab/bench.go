@@ -37,6 +37,7 @@ func cmdBench(args []string) int {
 	forceVM := fs.Bool("vm", false, "boot the guest even if the host kernel has IPVS")
 	cpus := fs.Int("cpus", 0, "guest CPUs (default 1)")
 	save := fs.Bool("save", true, "write the figures to bench/results/")
+	manyVIPs := fs.Bool("many-vips", false, "each service on a VIP of its own (port 80): the director also puts every VIP on its interface")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -48,14 +49,14 @@ func cmdBench(args []string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := runBench(ctx, log, *sizes, *rounds, *save, lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log}); err != nil {
+	if err := runBench(ctx, log, *sizes, *rounds, *manyVIPs, *save, lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log}); err != nil {
 		fmt.Fprintf(os.Stderr, "lab bench: FAILED: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func runBench(ctx context.Context, log *slog.Logger, sizes string, rounds int, save bool, opts lab.Options) error {
+func runBench(ctx context.Context, log *slog.Logger, sizes string, rounds int, manyVIPs, save bool, opts lab.Options) error {
 	root, err := moduleRoot()
 	if err != nil {
 		return err
@@ -77,6 +78,9 @@ func runBench(ctx context.Context, log *slog.Logger, sizes string, rounds int, s
 	opts.Stdout = io.MultiWriter(&out, &rawFilter{w: os.Stdout})
 	opts.Command = []string{filepath.Join(bin, "benchguest"), "-director", filepath.Join(bin, "director"),
 		"-sizes", sizes, "-rounds", strconv.Itoa(rounds), "-out", "-"}
+	if manyVIPs {
+		opts.Command = append(opts.Command, "-many-vips")
+	}
 	start := time.Now()
 	code, err := lab.Run(ctx, opts)
 	if err != nil {
@@ -89,8 +93,8 @@ func runBench(ctx context.Context, log *slog.Logger, sizes string, rounds int, s
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		name := filepath.Join(dir, time.Now().UTC().Format("2006-01-02T1504Z")+".txt")
-		content := "# make bench, sizes " + sizes + ", best of " + strconv.Itoa(rounds) + " rounds, one guest boot; read the ratios, not the times\n" +
+		name, layout := resultsName(dir, time.Now(), manyVIPs)
+		content := "# make bench, sizes " + sizes + ", " + layout + ", best of " + strconv.Itoa(rounds) + " rounds, one guest boot; read the ratios, not the times\n" +
 			report + "\n# raw (JSON, durations in ns)\n" + raw
 		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
 			return err
@@ -104,6 +108,16 @@ func runBench(ctx context.Context, log *slog.Logger, sizes string, rounds int, s
 		return fmt.Errorf("benchguest printed no figures")
 	}
 	return nil
+}
+
+// resultsName is the results file for a run at now, and the layout as the
+// file's header says it: many-VIP runs are kept apart (-manyvip).
+func resultsName(dir string, now time.Time, manyVIPs bool) (name, layout string) {
+	stamp := now.UTC().Format("2006-01-02T1504Z")
+	if manyVIPs {
+		return filepath.Join(dir, stamp+"-manyvip.txt"), "one VIP per service (port 80; the director's cold start includes putting every VIP on its interface)"
+	}
+	return filepath.Join(dir, stamp+".txt"), "one VIP, one port per service"
 }
 
 // splitRaw separates the raw figures from the printed table and verdicts

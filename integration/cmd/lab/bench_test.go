@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // The raw block goes to the results file, not the console, and the
@@ -26,5 +27,18 @@ func TestBenchRawSplit(t *testing.T) {
 	}
 	if raw, _ := splitRaw("no markers\n"); raw != "" {
 		t.Errorf("raw without markers: %q", raw)
+	}
+}
+
+// Many-VIP runs get a file and a header of their own.
+func TestBenchResultsName(t *testing.T) {
+	now := time.Date(2026, 12, 2, 8, 5, 0, 0, time.UTC)
+	name, layout := resultsName("/r", now, false)
+	if name != "/r/2026-12-02T0805Z.txt" || !strings.Contains(layout, "one VIP,") {
+		t.Errorf("default layout: %s (%s)", name, layout)
+	}
+	name, layout = resultsName("/r", now, true)
+	if name != "/r/2026-12-02T0805Z-manyvip.txt" || !strings.Contains(layout, "one VIP per service") {
+		t.Errorf("many VIPs: %s (%s)", name, layout)
 	}
 }
