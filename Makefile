@@ -34,7 +34,7 @@ deb: go-check
 # and the portable packages (config, IPVS types, VRRP codec and state
 # machine, status) built for another OS, so Linux-only code stays marked.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-PORTABLE := ./config/... ./director/ipvs ./director/vrrp ./director/status
+PORTABLE := ./config/... ./director ./director/ipvs ./director/vrrp ./director/status ./health ./health/check
 vet: go-check
 	@bad=$$($(GO) run cmd/gofmt -l $$(git ls-files '*.go')); \
 	  [ -z "$$bad" ] || { echo "error: not gofmt-ed (make fmt): $$bad"; exit 1; }
