@@ -47,7 +47,7 @@ type Config struct {
 	// every BeatEvery: a watchdog's sign that the loop is not stuck.
 	Beat      func()
 	BeatEvery time.Duration
-	Logger          *slog.Logger
+	Logger    *slog.Logger
 }
 
 // Transition is one entry of the state history.
