@@ -1,0 +1,138 @@
+//go:build lab
+
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golvs/golvs/integration/labnet"
+)
+
+// TestBGPDirector runs the real `director run` with [bgp] as the third of
+// three directors behind BIRD (the other two hand-made, as in
+// TestBGPECMP): it announces the VIP while its service can serve it,
+// withdraws it when every backend of its own fails its check (an exec
+// check of a flag file, so only this director sees them fail) and
+// announces it again when they return; on SIGTERM it withdraws its route
+// first and goes on running for leave_grace before it exits. The router's
+// FIB and `birdc` are the witnesses; a client's requests through the VIP
+// keep succeeding throughout.
+func TestBGPDirector(t *testing.T) {
+	const hold = 9 * time.Second
+	b := newBGPLabWith(t, 2, 3, hold, false, "mh")
+	addr := "10.10.0.13"
+	h := b.lab.Host("d3", nil)
+	h.Attach(b.segment(), addr+"/24")
+	h.DefaultRoute(routerEdge)
+	dir := t.TempDir()
+	flag := filepath.Join(dir, "backends-up")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var backends strings.Builder
+	for j := range b.rs {
+		fmt.Fprintf(&backends, "[[service.backend]]\naddress = \"10.10.0.%d\"\nport = 80\nweight = 1\n\n", 21+j)
+	}
+	conf := labnet.TempFile(t, dir, "topology.toml", fmt.Sprintf(`[director]
+interface = "eth0"
+resync_interval = "5s"
+control_socket = %q
+state_file = %q
+
+[bgp]
+asn = %d
+leave_grace = "2s"
+
+[[bgp.peer]]
+address = %q
+asn = %d
+hold_time = "%s"
+
+[[service]]
+name = "web"
+address = %q
+port = 80
+scheduler = "mh"
+scheduler_flags = ["mh-port"]
+forwarding = "dr"
+
+[service.check]
+type = "exec"
+command = ["/usr/bin/test", "-e", %q]
+interval = "500ms"
+timeout = "500ms"
+rise = 1
+fall = 3
+
+%s`, filepath.Join(dir, "d.sock"), filepath.Join(dir, "d.state"), directorASN, routerEdge, routerASN, hold, bgpVIP, flag, backends.String()))
+	p := h.Start("", bin(t, "director"), "run", "-config", conf)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("director output:\n%s", p.Output())
+		}
+	})
+	all := append(append([]string(nil), b.dirAddrs...), addr)
+	b.waitNexthops(all, 30*time.Second)
+	if got := strings.TrimSpace(h.MustExec("cat", "/proc/sys/net/ipv4/vs/sloppy_tcp")); got != "1" {
+		t.Errorf("the director left sloppy_tcp=%s", got)
+	}
+	if out := h.IP("-4", "addr", "show", "dev", "lo"); !strings.Contains(out, bgpVIP+"/32") {
+		t.Errorf("the VIP is not on lo:\n%s", out)
+	}
+	if out := h.IP("-4", "addr", "show", "dev", "eth0"); strings.Contains(out, bgpVIP) {
+		t.Errorf("the VIP is on eth0, where it would answer ARP:\n%s", out)
+	}
+	served := func(what string) {
+		t.Helper()
+		var r clientResult
+		out := b.client.MustExec(bin(t, "labhost"), "client", "--url", "http://"+bgpVIP+"/", "--count", "30")
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("labhost client output %q: %v", out, err)
+		}
+		if r.Failures != 0 {
+			t.Errorf("%s: %d of 30 requests failed: %v", what, r.Failures, r.Errors)
+		}
+	}
+	served("all three announcing")
+
+	// No healthy backend here: the route goes, the others stay.
+	down := time.Now()
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	b.waitNexthops(b.dirAddrs, 20*time.Second)
+	if at, _, ok := b.routeSeen.firstWithout(down, addr); ok {
+		t.Logf("backends down: the router dropped %s %v after the flag went (check interval 500ms, fall 3)", addr, at.Sub(down).Round(time.Millisecond))
+	}
+	served("two announcing")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.waitNexthops(all, 20*time.Second)
+
+	// SIGTERM: withdraw, forward on for leave_grace, then exit.
+	term := time.Now()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	b.waitNexthops(b.dirAddrs, 10*time.Second)
+	gone := time.Now()
+	if done, _ := p.Exited(); done {
+		t.Errorf("the director exited before its route was gone from the router (%v after SIGTERM)", gone.Sub(term))
+	}
+	if err := p.Wait(t.Context()); err != nil {
+		t.Errorf("director exit: %v", err)
+	}
+	t.Logf("SIGTERM: route gone from the router %v after the signal; the director exited %v after", gone.Sub(term).Round(time.Millisecond), time.Since(term).Round(time.Millisecond))
+	if !strings.Contains(p.Output(), "routes withdrawn; forwarding on") {
+		t.Errorf("no graceful leave in the director's log")
+	}
+	served("after the leave")
+}
