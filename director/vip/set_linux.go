@@ -20,85 +20,123 @@ import (
 // want. Only claimed, set or added addresses are ever removed, so an
 // operator's own addresses on the interface are never taken away.
 func (h *Holder) Claim(addrs []netip.Addr) {
+	h.ClaimPrefixes(hosts(addrs))
+}
+
+// ClaimPrefixes is Claim for addresses held with their prefix.
+func (h *Holder) ClaimPrefixes(want []netip.Prefix) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, a := range addrs {
-		h.claimed[a.Unmap()] = true
+	for _, p := range want {
+		h.claimed[unmap(p)] = true
 	}
 }
 
-// Set makes want the addresses this Holder holds: it adds the missing
-// ones, then removes the ones it held, added or claimed that are no
-// longer wanted. It is idempotent and applies each direction as one
-// netlink batch (one send, then the acks), with one summary log line:
-// a thousand VIPs cost one round trip, not a thousand. Every address is
-// tried; what failed is retried by the next Set.
+// Set makes want the addresses this Holder holds, each as a host address
+// (/32 or /128): see SetPrefixes.
 func (h *Holder) Set(ctx context.Context, want []netip.Addr) error {
+	return h.SetPrefixes(ctx, hosts(want))
+}
+
+// SetPrefixes makes want the addresses this Holder holds, each with its
+// prefix length (10.0.1.1/24 also routes 10.0.1.0/24 on the interface):
+// it adds the missing ones, then removes the ones it held, added or
+// claimed that are no longer wanted. It is idempotent and applies each
+// direction as one netlink batch (one send, then the acks), with one
+// summary log line: a thousand VIPs cost one round trip, not a thousand.
+// Every address is tried; what failed is retried by the next call.
+func (h *Holder) SetPrefixes(ctx context.Context, want []netip.Prefix) error {
 	h.mu.Lock()
-	wantSet := make(map[netip.Addr]bool, len(want))
-	for _, a := range want {
-		wantSet[a.Unmap()] = true
+	wantSet := make(map[netip.Prefix]bool, len(want))
+	for _, p := range want {
+		wantSet[unmap(p)] = true
 	}
-	var drop []netip.Addr
-	for a := range h.added {
-		if !wantSet[a] {
-			drop = append(drop, a)
+	var drop []netip.Prefix
+	for p := range h.added {
+		if !wantSet[p] {
+			drop = append(drop, p)
 		}
 	}
-	for a := range h.claimed {
-		if !wantSet[a] && !h.added[a] {
-			drop = append(drop, a)
+	for p := range h.claimed {
+		if !wantSet[p] && !h.added[p] {
+			drop = append(drop, p)
 		}
 	}
 	h.mu.Unlock()
-	add := make([]netip.Addr, 0, len(wantSet))
-	for a := range wantSet {
-		add = append(add, a)
+	add := make([]netip.Prefix, 0, len(wantSet))
+	for p := range wantSet {
+		add = append(add, p)
 	}
-	slices.SortFunc(add, netip.Addr.Compare)
-	slices.SortFunc(drop, netip.Addr.Compare)
+	slices.SortFunc(add, comparePrefix)
+	slices.SortFunc(drop, comparePrefix)
 
 	s, index, err := h.socket(ctx)
 	if err != nil {
-		return fmt.Errorf("set VIPs: %w", err)
+		return fmt.Errorf("set addresses on %s: %w", h.iface, err)
 	}
 	defer s.Close()
 	var errs *multierror.Error
 	addErrs := batch(s, unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, index, add)
 	n := 0
 	h.mu.Lock()
-	for i, a := range add {
+	for i, p := range add {
 		switch err := addErrs[i]; {
 		case err == nil:
-			h.added[a] = true
+			h.added[p] = true
 			n++
 		case errors.Is(err, unix.EEXIST):
-			h.added[a] = true // ours now: it is wanted
+			h.added[p] = true // ours now: it is wanted
 		default:
-			errs = multierror.Append(errs, fmt.Errorf("add %s to %s: %w", a, h.iface, err))
+			errs = multierror.Append(errs, fmt.Errorf("add %s to %s: %w", p, h.iface, err))
 		}
 	}
 	h.mu.Unlock()
 	delErrs := batch(s, unix.RTM_DELADDR, 0, index, drop)
 	m := 0
 	h.mu.Lock()
-	for i, a := range drop {
+	for i, p := range drop {
 		err := delErrs[i]
 		if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
-			errs = multierror.Append(errs, fmt.Errorf("remove %s from %s: %w", a, h.iface, err))
+			errs = multierror.Append(errs, fmt.Errorf("remove %s from %s: %w", p, h.iface, err))
 			continue
 		}
-		delete(h.added, a)
-		delete(h.claimed, a)
+		delete(h.added, p)
+		delete(h.claimed, p)
 		if err == nil {
 			m++
 		}
 	}
 	h.mu.Unlock()
 	if n > 0 || m > 0 {
-		h.log.Info("VIPs set", "interface", h.iface, "added", n, "removed", m, "held", len(add))
+		h.log.Info("addresses set", "interface", h.iface, "added", n, "removed", m, "held", len(add))
 	}
 	return errs.ErrorOrNil()
+}
+
+// hosts turns addresses into host prefixes (/32, /128).
+func hosts(addrs []netip.Addr) []netip.Prefix {
+	out := make([]netip.Prefix, len(addrs))
+	for i, a := range addrs {
+		a = a.Unmap()
+		out[i] = netip.PrefixFrom(a, a.BitLen())
+	}
+	return out
+}
+
+// unmap keeps the address's host bits (10.0.1.1/24 stays itself).
+func unmap(p netip.Prefix) netip.Prefix {
+	a := p.Addr()
+	if !a.Is4In6() {
+		return p
+	}
+	return netip.PrefixFrom(a.Unmap(), max(p.Bits()-96, 0))
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
 }
 
 // socket opens a route netlink socket in the Holder's namespace with the
@@ -147,7 +185,7 @@ const window = 128
 
 // batch sends the address requests in windows, each sent whole before
 // its acks are read, and returns each one's outcome.
-func batch(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Addr) []error {
+func batch(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Prefix) []error {
 	errs := make([]error, len(addrs))
 	for lo := 0; lo < len(addrs); lo += window {
 		hi := min(lo+window, len(addrs))
@@ -156,9 +194,10 @@ func batch(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Addr) [
 	return errs
 }
 
-func sendWindow(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Addr, errs []error) {
+func sendWindow(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Prefix, errs []error) {
 	seqs := make(map[uint32]int, len(addrs))
-	for i, a := range addrs {
+	for i, p := range addrs {
+		a := p.Addr()
 		req := nl.NewNetlinkRequest(typ, flags|unix.NLM_F_ACK)
 		fam := nl.FAMILY_V4
 		if a.Is6() {
@@ -166,7 +205,7 @@ func sendWindow(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Ad
 		}
 		msg := nl.NewIfAddrmsg(fam)
 		msg.Index = uint32(index)
-		msg.Prefixlen = uint8(a.BitLen())
+		msg.Prefixlen = uint8(p.Bits())
 		req.AddData(msg)
 		ip := a.AsSlice()
 		req.AddData(nl.NewRtAttr(unix.IFA_LOCAL, ip))
