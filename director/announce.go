@@ -17,6 +17,14 @@ type Announcer interface {
 	Set(ctx context.Context, want []netip.Addr) error
 }
 
+// PrefixAnnouncer holds addresses with their prefix on one interface
+// (vip.Holder): the [[failover.address]] entries. Same contract as
+// Announcer.
+type PrefixAnnouncer interface {
+	ClaimPrefixes(want []netip.Prefix)
+	SetPrefixes(ctx context.Context, want []netip.Prefix) error
+}
+
 // Mode is how a director's addresses reach the network.
 type Mode int
 
@@ -46,6 +54,10 @@ type Decision struct {
 	// Hold is every address to have on the network, sorted. An announcer
 	// applies it whole (Set), adding before removing.
 	Hold []netip.Addr
+	// Extra are the [[failover.address]] entries to hold, each with its
+	// prefix on its interface (defaulted to [director] interface): only
+	// while VRRP master, like the VIPs. A NAT pair's gateway lives here.
+	Extra []config.FailoverAddress
 	// Fault: no service has a healthy backend, so this director should
 	// hand the VIPs to a peer that may reach its real servers (VRRP fault,
 	// or a priority lowered by track_decrement).
@@ -73,11 +85,28 @@ func Announce(s Situation) Decision {
 	case VRRP:
 		if s.Master {
 			d.Hold = VIPs(s.Topo)
+			d.Extra = FailoverAddresses(s.Topo)
 		}
 	case Routed:
 		d.Hold = servableVIPs(s.Topo, view)
 	}
 	return d
+}
+
+// FailoverAddresses lists the file's [[failover.address]] entries with
+// their interface defaulted to [director] interface.
+func FailoverAddresses(topo *config.Topology) []config.FailoverAddress {
+	if topo == nil || topo.Failover == nil {
+		return nil
+	}
+	out := make([]config.FailoverAddress, 0, len(topo.Failover.Addresses))
+	for _, a := range topo.Failover.Addresses {
+		if a.Interface == "" {
+			a.Interface = topo.Director.Interface
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // noHealthyBackend reports whether every service with backends has none

@@ -72,3 +72,46 @@ func TestAnnounce(t *testing.T) {
 		t.Errorf("no topology: %+v", d)
 	}
 }
+
+// [[failover.address]] follows the VRRP master with the VIPs, its
+// interface defaulted to [director] interface; no other mode holds it.
+func TestAnnounceFailoverAddresses(t *testing.T) {
+	gw := config.FailoverAddress{Prefix: netip.MustParsePrefix("198.51.100.1/24"), Interface: "eth1"}
+	outer := config.FailoverAddress{Prefix: netip.MustParsePrefix("203.0.113.1/24")}
+	outerDefaulted := outer
+	outerDefaulted.Interface = "eth0"
+	withAddrs := func() *config.Topology {
+		tp := topo(webService(backend(be1, 1)))
+		tp.Failover = &config.Failover{VirtualRouterID: 51, Priority: 100, Addresses: []config.FailoverAddress{gw, outer}}
+		return tp
+	}
+	down := mapView{ap(be1): {Checked: true, WeightPercent: health.WeightNotReported}}
+	for _, tc := range []struct {
+		name   string
+		topo   *config.Topology
+		mode   Mode
+		master bool
+		view   mapView
+		want   []config.FailoverAddress
+	}{
+		{"master holds them", withAddrs(), VRRP, true, mapView{}, []config.FailoverAddress{gw, outerDefaulted}},
+		{"backup holds none", withAddrs(), VRRP, false, mapView{}, nil},
+		{"master in fault still holds until VRRP moves", withAddrs(), VRRP, true, down, []config.FailoverAddress{gw, outerDefaulted}},
+		{"master without any", topo(webService(backend(be1, 1))), VRRP, true, mapView{}, nil},
+		{"routed holds none", withAddrs(), Routed, false, mapView{}, nil},
+		{"static holds none", withAddrs(), Static, false, mapView{}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Announce(Situation{Topo: tc.topo, Health: tc.view, Mode: tc.mode, Master: tc.master})
+			if diff := cmp.Diff(tc.want, got.Extra, cmpopts.EquateEmpty(), cmp.Comparer(func(x, y netip.Prefix) bool { return x == y })); diff != "" {
+				t.Errorf("Extra (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// The decision never writes the file's model.
+	tp := withAddrs()
+	Announce(Situation{Topo: tp, Mode: VRRP, Master: true})
+	if tp.Failover.Addresses[1].Interface != "" {
+		t.Error("Announce defaulted the interface in the topology itself")
+	}
+}

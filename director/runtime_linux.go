@@ -42,6 +42,9 @@ type Runtime struct {
 	NetnsPath string    // network namespace of the VIP interface
 	Ready     func()    // called once everything runs
 	Announcer Announcer // nil = the VIPs on [director] interface (vip.Holder)
+	// ExtraAnnouncer holds the [[failover.address]] entries of one
+	// interface; nil = a vip.Holder on it.
+	ExtraAnnouncer func(iface string) PrefixAnnouncer
 	// Notify hears readiness, reloads and the stop (systemd); Watchdog
 	// pings only while the reconciler, the health scheduler and VRRP all
 	// make progress. Both may be nil.
@@ -53,10 +56,11 @@ type Runtime struct {
 	syncKick chan struct{} // the file changed: ensure the sync daemons now
 	monitor  *health.Monitor
 	vips     Announcer
-	vrrp     *vrrp.Runner   // nil without [failover]
-	bgp      *bgp.Announcer // nil without [bgp]
-	master   atomic.Bool    // with failover: VIPs are ours only while master
-	track    chan struct{}  // health or topology changed: decide again
+	extra    map[string]PrefixAnnouncer // by interface; guarded by holdMu
+	vrrp     *vrrp.Runner               // nil without [failover]
+	bgp      *bgp.Announcer             // nil without [bgp]
+	master   atomic.Bool                // with failover: VIPs are ours only while master
+	track    chan struct{}              // health or topology changed: decide again
 	sysctls  []SysctlChange
 	holdMu   sync.Mutex // one Set of the addresses at a time
 
@@ -181,6 +185,7 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 	// VIPs of the file found on the interface may be a previous run's:
 	// ours to remove while this director should not hold them.
 	rt.vips.Claim(VIPs(topo))
+	rt.claimExtra(topo)
 
 	ctl := &ControlServer{Path: topo.Director.ControlSocket, Controller: rec, Logger: rt.Log.With("part", "control")}
 	parts := map[string]func(context.Context) error{
@@ -366,6 +371,9 @@ func (rt *Runtime) hold(ctx context.Context) Decision {
 	if err := rt.vips.Set(ctx, d.Hold); err != nil {
 		rt.Log.Error("could not set the VIPs; retrying on the next change", "err", err)
 	}
+	if err := rt.setExtra(ctx, d.Extra); err != nil {
+		rt.Log.Error("could not set the failover addresses; retrying on the next change", "err", err)
+	}
 	return d
 }
 
@@ -537,6 +545,10 @@ func (rt *Runtime) cleanup() error {
 	if err := rt.vips.Set(ctx, nil); err != nil {
 		msgs = append(msgs, err.Error())
 	}
+	rt.claimExtra(rt.current())
+	if err := rt.setExtra(ctx, nil); err != nil {
+		msgs = append(msgs, err.Error())
+	}
 	if len(WantDaemons(rt.current().Failover)) > 0 {
 		if _, err := StopDaemons(ctx, rt.kernel, ipvs.SyncMaster, ipvs.SyncBackup); err != nil {
 			msgs = append(msgs, err.Error())
@@ -565,6 +577,7 @@ func (rt *Runtime) newVRRP(topo *config.Topology, beat func(), beatEvery time.Du
 		Interface: topo.Director.Interface,
 		Failover:  *topo.Failover,
 		VIPs:      VIPs(topo),
+		Extra:     vrrpExtra(topo),
 		// track_decrement: no healthy backend lowers the priority
 		// instead of entering fault.
 		FaultDecrement: topo.Failover.TrackDecrement,

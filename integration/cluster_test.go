@@ -33,7 +33,8 @@ type cluster struct {
 	t        *testing.T
 	lab      *labnet.Lab
 	lan      *labnet.Segment
-	mode     string // nat | dr | tun
+	back     *labnet.Segment // nat: the real servers' segment
+	mode     string          // nat | dr | tun
 	client   *labnet.Host
 	director *labnet.Host
 	rs       []*labnet.Host
@@ -61,6 +62,7 @@ func newClusterPrep(t *testing.T, mode string, prepare bool) *cluster {
 	prefix := lanPrefix
 	if mode == "nat" {
 		rsSeg = l.Segment("back")
+		c.back = rsSeg
 		// Replies come back through the director, which must forward:
 		// the director enables that itself (NeededSysctls), so the
 		// topology leaves it off.

@@ -66,6 +66,7 @@ type node struct {
 	socket     string // golvs control socket
 	log        string // keepalived's output file
 	vip        string // the VIP whose IPVS service a golvs node must program
+	inner      string // a second link the box's death takes down (a NAT director's real-server side)
 	proc       *labnet.Proc
 }
 
@@ -223,6 +224,9 @@ func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 func (n *node) crash() {
 	// Link first: its last advert and its last answer leave together.
 	n.h.IP("link", "set", "eth0", "down")
+	if n.inner != "" {
+		n.h.IP("link", "set", n.inner, "down")
+	}
 	n.h.KillAll()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -1,8 +1,10 @@
 // Package vip puts the virtual service addresses on the director's
 // interface (as /32 or /128) and takes them off again: the announcer for
-// VIPs held by this host (always, or while VRRP master). The director
-// decides which addresses to hold (director.Announce); Holder.Set applies
-// that whole set.
+// VIPs held by this host (always, or while VRRP master). The same Holder,
+// one per interface, holds the other addresses that follow the master
+// with their prefix ([[failover.address]], e.g. a NAT pair's gateway as
+// 10.0.1.1/24), through SetPrefixes. The director decides which addresses
+// to hold (director.Announce); Set and SetPrefixes apply that whole set.
 package vip
 
 import (
@@ -38,8 +40,8 @@ type Holder struct {
 	Timeout time.Duration
 
 	mu      sync.Mutex
-	added   map[netip.Addr]bool // put there (or found there, wanted) by this Holder
-	claimed map[netip.Addr]bool // may be there from before (Claim)
+	added   map[netip.Prefix]bool // put there (or found there, wanted) by this Holder
+	claimed map[netip.Prefix]bool // may be there from before (Claim)
 }
 
 // New returns a Holder for the named interface.
@@ -47,7 +49,7 @@ func New(iface string, log *slog.Logger) *Holder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Holder{iface: iface, log: log, added: map[netip.Addr]bool{}, claimed: map[netip.Addr]bool{}}
+	return &Holder{iface: iface, log: log, added: map[netip.Prefix]bool{}, claimed: map[netip.Prefix]bool{}}
 }
 
 // Added returns the addresses this Holder put on the interface, sorted.
@@ -55,8 +57,8 @@ func (h *Holder) Added() []netip.Addr {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make([]netip.Addr, 0, len(h.added))
-	for a := range h.added {
-		out = append(out, a)
+	for p := range h.added {
+		out = append(out, p.Addr())
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out

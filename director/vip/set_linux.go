@@ -21,10 +21,15 @@ import (
 // want. Only claimed, set or added addresses are ever removed, so an
 // operator's own addresses on the interface are never taken away.
 func (h *Holder) Claim(addrs []netip.Addr) {
+	h.ClaimPrefixes(hosts(addrs))
+}
+
+// ClaimPrefixes is Claim for addresses held with their prefix.
+func (h *Holder) ClaimPrefixes(want []netip.Prefix) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, a := range addrs {
-		h.claimed[a.Unmap()] = true
+	for _, p := range want {
+		h.claimed[unmap(p)] = true
 	}
 }
 
@@ -38,13 +43,19 @@ func (h *Holder) Claim(addrs []netip.Addr) {
 // thousand VIPs cost eight round trips, not a thousand. Every address is
 // tried; what failed is retried by the next Set.
 func (h *Holder) Set(ctx context.Context, want []netip.Addr) error {
+	return h.SetPrefixes(ctx, hosts(want))
+}
+
+// SetPrefixes is Set for addresses held with their prefix length
+// (10.0.1.1/24 also routes 10.0.1.0/24 on the interface).
+func (h *Holder) SetPrefixes(ctx context.Context, want []netip.Prefix) error {
 	start := time.Now()
 	h.mu.Lock()
-	wantSet := make(map[netip.Addr]bool, len(want))
-	for _, a := range want {
-		wantSet[a.Unmap()] = true
+	wantSet := make(map[netip.Prefix]bool, len(want))
+	for _, p := range want {
+		wantSet[unmap(p)] = true
 	}
-	var drop []netip.Addr
+	var drop []netip.Prefix
 	for a := range h.added {
 		if !wantSet[a] {
 			drop = append(drop, a)
@@ -56,16 +67,16 @@ func (h *Holder) Set(ctx context.Context, want []netip.Addr) error {
 		}
 	}
 	h.mu.Unlock()
-	add := make([]netip.Addr, 0, len(wantSet))
+	add := make([]netip.Prefix, 0, len(wantSet))
 	for a := range wantSet {
 		add = append(add, a)
 	}
-	slices.SortFunc(add, netip.Addr.Compare)
-	slices.SortFunc(drop, netip.Addr.Compare)
+	slices.SortFunc(add, comparePrefix)
+	slices.SortFunc(drop, comparePrefix)
 
 	s, index, present, err := h.socket(ctx)
 	if err != nil {
-		return fmt.Errorf("set VIPs: %w", err)
+		return fmt.Errorf("set addresses on %s: %w", h.iface, err)
 	}
 	defer s.Close()
 	// What is there already is not sent: a wanted one is ours (as an add
@@ -74,13 +85,13 @@ func (h *Holder) Set(ctx context.Context, want []netip.Addr) error {
 	// are all there cost the kernel more than one dump of them.
 	held := len(add)
 	h.mu.Lock()
-	add = slices.DeleteFunc(add, func(a netip.Addr) bool {
+	add = slices.DeleteFunc(add, func(a netip.Prefix) bool {
 		if present[a] {
 			h.added[a] = true
 		}
 		return present[a]
 	})
-	drop = slices.DeleteFunc(drop, func(a netip.Addr) bool {
+	drop = slices.DeleteFunc(drop, func(a netip.Prefix) bool {
 		if !present[a] {
 			delete(h.added, a)
 			delete(h.claimed, a)
@@ -121,15 +132,41 @@ func (h *Holder) Set(ctx context.Context, want []netip.Addr) error {
 	}
 	h.mu.Unlock()
 	if n > 0 || m > 0 {
-		h.log.Info("VIPs set", "interface", h.iface, "added", n, "removed", m, "held", held, "took", time.Since(start))
+		h.log.Info("addresses set", "interface", h.iface, "added", n, "removed", m, "held", held, "took", time.Since(start))
 	}
 	return errs.ErrorOrNil()
 }
 
+// hosts turns addresses into host prefixes (/32, /128).
+func hosts(addrs []netip.Addr) []netip.Prefix {
+	out := make([]netip.Prefix, len(addrs))
+	for i, a := range addrs {
+		a = a.Unmap()
+		out[i] = netip.PrefixFrom(a, a.BitLen())
+	}
+	return out
+}
+
+// unmap keeps the address's host bits (10.0.1.1/24 stays itself).
+func unmap(p netip.Prefix) netip.Prefix {
+	a := p.Addr()
+	if !a.Is4In6() {
+		return p
+	}
+	return netip.PrefixFrom(a.Unmap(), max(p.Bits()-96, 0))
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
 // socket opens a route netlink socket in the Holder's namespace with the
 // call's deadline as its timeouts, finds the interface's index, and reads
-// the host addresses (/32, /128) on it.
-func (h *Holder) socket(ctx context.Context) (*nl.NetlinkSocket, int, map[netip.Addr]bool, error) {
+// the addresses on it, each with its prefix length.
+func (h *Holder) socket(ctx context.Context) (*nl.NetlinkSocket, int, map[netip.Prefix]bool, error) {
 	nh, link, err := h.handle(ctx)
 	if err != nil {
 		return nil, 0, nil, err
@@ -140,12 +177,15 @@ func (h *Holder) socket(ctx context.Context) (*nl.NetlinkSocket, int, map[netip.
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("addresses of %s: %w", h.iface, err)
 	}
-	present := make(map[netip.Addr]bool, len(as))
+	present := make(map[netip.Prefix]bool, len(as))
 	for _, a := range as {
 		ip, ok := netip.AddrFromSlice(a.IP)
-		if ones, bits := a.Mask.Size(); ok && ones == bits {
-			present[ip.Unmap()] = true
+		if !ok {
+			continue
 		}
+		ip = ip.Unmap()
+		ones, _ := a.Mask.Size()
+		present[netip.PrefixFrom(ip, ones)] = true
 	}
 	timeout := h.Timeout
 	if timeout <= 0 {
@@ -185,7 +225,7 @@ const window = 128
 
 // batch sends the address requests in windows and returns each one's
 // outcome.
-func batch(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Addr) []error {
+func batch(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Prefix) []error {
 	errs := make([]error, len(addrs))
 	for lo := 0; lo < len(addrs); lo += window {
 		hi := min(lo+window, len(addrs))
@@ -199,14 +239,15 @@ func batch(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Addr) [
 // last asks for an ACK: the kernel answers the others only when they fail,
 // so success costs no reply, and the last one's reply closes the window.
 // Per address, a reply each cost a receive (and a 64 KiB buffer) each.
-func sendWindow(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Addr, errs []error) {
+func sendWindow(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Prefix, errs []error) {
 	if len(addrs) == 0 {
 		return
 	}
 	var buf []byte
 	seqs := make(map[uint32]int, len(addrs))
 	var last uint32
-	for i, a := range addrs {
+	for i, p := range addrs {
+		a := p.Addr()
 		f := flags
 		if i == len(addrs)-1 {
 			f |= unix.NLM_F_ACK
@@ -218,7 +259,7 @@ func sendWindow(s *nl.NetlinkSocket, typ, flags int, index int, addrs []netip.Ad
 		}
 		msg := nl.NewIfAddrmsg(fam)
 		msg.Index = uint32(index)
-		msg.Prefixlen = uint8(a.BitLen())
+		msg.Prefixlen = uint8(p.Bits())
 		req.AddData(msg)
 		ip := a.AsSlice()
 		req.AddData(nl.NewRtAttr(unix.IFA_LOCAL, ip))

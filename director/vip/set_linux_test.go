@@ -40,7 +40,7 @@ func TestBatchErrorsPerAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	check("add", batch(s, unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, index, all), there, unix.EEXIST)
+	check("add", batch(s, unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, index, hosts(all)), there, unix.EEXIST)
 	if n := strings.Count(addrs(t, ns), "inet 198.18."); n != 300 {
 		t.Fatalf("%d addresses after the add batch, want 300", n)
 	}
@@ -49,7 +49,7 @@ func TestBatchErrorsPerAddress(t *testing.T) {
 	for i := range gone {
 		run(t, "ip", "-n", ns, "addr", "del", all[i].String()+"/32", "dev", "vip0")
 	}
-	check("delete", batch(s, unix.RTM_DELADDR, 0, index, all), gone, unix.EADDRNOTAVAIL)
+	check("delete", batch(s, unix.RTM_DELADDR, 0, index, hosts(all)), gone, unix.EADDRNOTAVAIL)
 	if out := addrs(t, ns); strings.Contains(out, "inet 198.18.") {
 		t.Fatalf("addresses left after the delete batch:\n%s", out)
 	}

@@ -32,6 +32,11 @@ type Config struct {
 	// carry those of the advert family: IPv4 when there is any IPv4 VIP,
 	// else IPv6. Gratuitous ARP / NA announce all of them.
 	VIPs []netip.Addr
+	// Extra are addresses besides the VIPs that follow the master
+	// ([[failover.address]], e.g. the real servers' gateway on a NAT
+	// pair's inner segment), each on its own interface: announced with
+	// the VIPs on theirs, never carried in adverts.
+	Extra []ExtraAddress
 	// FaultDecrement: see MachineConfig.
 	FaultDecrement uint8
 	// MaxMasterInterval bounds the advert interval learned from a master;
@@ -48,6 +53,12 @@ type Config struct {
 	Beat      func()
 	BeatEvery time.Duration
 	Logger    *slog.Logger
+}
+
+// ExtraAddress is an address to announce on an interface while master.
+type ExtraAddress struct {
+	Interface string
+	Addr      netip.Addr
 }
 
 // Transition is one entry of the state history.
@@ -223,7 +234,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		return fmt.Errorf("vrrp: %w", err)
 	}
 	addrs, v6 := r.advertAddrs()
-	v4src, ll, err := sourceAddrs(ifi, r.cfg.VIPs)
+	notSource := slices.Clone(r.cfg.VIPs)
+	for _, x := range r.cfg.Extra {
+		notSource = append(notSource, x.Addr)
+	}
+	v4src, ll, err := sourceAddrs(ifi, notSource)
 	if err != nil {
 		return err
 	}
@@ -265,6 +280,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		auth = NewAuth(key)
 	}
+	extra, err := r.extraAnnouncers(ifi.Name)
+	if err != nil {
+		return err
+	}
 	conn, err := openAdvertConn(ifi, v6, multicast)
 	if err != nil {
 		return err
@@ -272,7 +291,30 @@ func (r *Runner) Run(ctx context.Context) error {
 	return r.serve(ctx, env{
 		conn: conn, ann: &announcer{ifi: ifi, ll: ll}, ifIndex: ifi.Index,
 		local: local, dsts: dsts, multicast: multicast, addrs: addrs, auth: auth,
+		extra: extra,
 	})
+}
+
+// extraAnnouncers opens (lazily: the sockets come with the first round)
+// an announcer for each interface other than ours that has Extra
+// addresses; those on our own interface go with the VIPs.
+func (r *Runner) extraAnnouncers(own string) (map[string]gratuitous, error) {
+	out := map[string]gratuitous{}
+	for _, x := range r.cfg.Extra {
+		if x.Interface == own || out[x.Interface] != nil {
+			continue
+		}
+		ifi, err := net.InterfaceByName(x.Interface)
+		if err != nil {
+			return nil, fmt.Errorf("vrrp: failover address %s: %w", x.Addr, err)
+		}
+		_, ll, err := sourceAddrs(ifi, nil)
+		if err != nil {
+			return nil, err
+		}
+		out[x.Interface] = &announcer{ifi: ifi, ll: ll}
+	}
+	return out, nil
 }
 
 // env is everything serve needs from the host; tests pass fakes.
@@ -285,6 +327,8 @@ type env struct {
 	multicast bool
 	addrs     []netip.Addr // carried in adverts
 	auth      *Auth
+	// extra announces the Extra addresses on other interfaces, by name.
+	extra map[string]gratuitous
 }
 
 // gratuitous announces VIPs on the link.
@@ -320,6 +364,9 @@ func (r *Runner) serve(ctx context.Context, e env) error {
 		close(done)
 		e.conn.close()
 		e.ann.close()
+		for _, a := range e.extra {
+			a.close()
+		}
 		stopNotify()
 		wg.Wait()
 	}()
@@ -614,10 +661,25 @@ func (l *loop) announce(rounds int) {
 	if rounds <= 0 {
 		rounds = l.r.cfg.GratuitousCount
 	}
+	own := slices.Clone(l.r.cfg.VIPs)
+	other := map[string][]netip.Addr{}
+	for _, x := range l.r.cfg.Extra {
+		if a := l.e.extra[x.Interface]; a != nil {
+			other[x.Interface] = append(other[x.Interface], x.Addr)
+		} else {
+			own = append(own, x.Addr)
+		}
+	}
 	for range rounds {
-		if err := l.e.ann.announce(l.r.cfg.VIPs); err != nil {
+		if err := l.e.ann.announce(own); err != nil {
 			l.log.Warn("vrrp: gratuitous announcement", "err", err)
 			return
+		}
+		// One interface failing does not silence the others.
+		for name, addrs := range other {
+			if err := l.e.extra[name].announce(addrs); err != nil {
+				l.log.Warn("vrrp: gratuitous announcement", "interface", name, "err", err)
+			}
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,6 +86,7 @@ type fakeAnn struct {
 	start  time.Time
 	mu     sync.Mutex
 	at     []time.Duration
+	sent   [][]netip.Addr // the addresses of each round
 	closed bool
 }
 
@@ -94,10 +96,11 @@ func (a *fakeAnn) close() {
 	a.closed = true
 }
 
-func (a *fakeAnn) announce([]netip.Addr) error {
+func (a *fakeAnn) announce(addrs []netip.Addr) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.at = append(a.at, time.Since(a.start))
+	a.sent = append(a.sent, slices.Clone(addrs))
 	return nil
 }
 
