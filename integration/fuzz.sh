@@ -20,6 +20,13 @@ for dir in $pkgs; do
     echo "== $dir $fn ($FUZZTIME)"
     if $GO test "$dir" -run '^$' -fuzz "^$fn\$" -fuzztime "$FUZZTIME" >"$out" 2>&1; then
       result=ok
+    elif grep -q '^    context deadline exceeded$' "$out" && ! grep -q 'Failing input written to' "$out" &&
+      [ "$(grep -E -- '^--- FAIL|^    ' "$out" | grep -vc -e '^--- FAIL' -e 'context deadline exceeded')" = 0 ]; then
+      # Go's coordinator can report its own -fuzztime deadline as a
+      # failure when a loaded machine delays a worker (go.dev/issue/75804,
+      # fixed in Go 1.27): no input failed, so this is not a finding.
+      result=ok
+      echo "   (go.dev/issue/75804: fuzztime deadline reported as a failure; no failing input)"
     else
       result=FAIL
       failed=1
