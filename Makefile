@@ -7,7 +7,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 GO ?= go
 BIN := $(CURDIR)/bin
 
-.PHONY: prereqs all build deb test unit lab-test demo bench bench-scale bench-health bench-failover go-check clean fmt vet
+.PHONY: prereqs all build deb test unit lab-test demo fuzz bench bench-scale bench-health bench-failover go-check clean fmt vet
 
 all: build
 
@@ -61,6 +61,14 @@ lab-test: build
 
 demo: build
 	$(GO) run ./integration/cmd/lab demo
+
+# Every fuzz target (parsers of outside input: topology and keepalived
+# files, VRRP adverts, agent replies, /proc and netlink replies, control
+# requests) for FUZZTIME each, one after another. Their seeds run in
+# `make unit`; a crasher found here is kept as a seed.
+FUZZTIME ?= 30s
+fuzz: go-check
+	GO=$(GO) FUZZTIME=$(FUZZTIME) integration/fuzz.sh
 
 # Benchmarks compare ratios measured in one run; none is part of `make test`.
 bench: bench-scale bench-health bench-failover

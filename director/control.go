@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -152,7 +153,16 @@ func (s *ControlServer) handler(log *slog.Logger) http.Handler {
 	}
 	mux.HandleFunc("POST /drain", drain(true))
 	mux.HandleFunc("POST /undrain", drain(false))
-	return mux
+	// Exact paths only: the mux would redirect "/./drain" to "/drain",
+	// and a client that follows redirects would drain on a request that
+	// was never one.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != path.Clean(r.URL.Path) {
+			writeError(w, http.StatusNotFound, fmt.Errorf("no such request %q", r.URL.Path))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

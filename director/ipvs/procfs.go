@@ -183,8 +183,9 @@ func parseProcAddrPort(b []byte) (netip.Addr, uint16, bool) {
 	}
 	h := b[:i]
 	if len(h) > 2 && h[0] == '[' && h[len(h)-1] == ']' {
+		// %pI6 prints no zone: one is not the kernel's line.
 		a, err := netip.ParseAddr(string(h[1 : len(h)-1]))
-		if err != nil || !a.Is6() {
+		if err != nil || !a.Is6() || a.Zone() != "" {
 			return netip.Addr{}, 0, false
 		}
 		return a, uint16(port), true
