@@ -158,6 +158,10 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 	if v := os.Getenv("GOLVS_LAB_CONNS"); v != "" {
 		opts.Env = append(opts.Env, "GOLVS_LAB_CONNS="+v)
 	}
+	// TestStatusPageBrowser prints its screenshot when asked (docs/status-page.png).
+	if v := os.Getenv("GOLVS_LAB_SCREENSHOT"); v != "" {
+		opts.Env = append(opts.Env, "GOLVS_LAB_SCREENSHOT="+v)
+	}
 	suite := lab.ShellQuote(filepath.Join(bin, "integration.test")) + " -test.v -test.timeout 15m"
 	if runRE != "" {
 		suite += " -test.run " + lab.ShellQuote(runRE)
