@@ -110,10 +110,17 @@ func (p *pager) status(ctx context.Context) (status.Status, error) {
 // Prometheus do not, and get the plain table as before.
 func wantsHTML(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(mt), "text/html") && !strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") {
-			return true
+		mt, params, _ := strings.Cut(part, ";")
+		if !strings.EqualFold(strings.TrimSpace(mt), "text/html") {
+			continue
 		}
+		for _, p := range strings.Split(params, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if q, err := strconv.ParseFloat(strings.TrimSpace(v), 64); strings.TrimSpace(k) == "q" && err == nil && q <= 0 {
+				return false
+			}
+		}
+		return true
 	}
 	return false
 }

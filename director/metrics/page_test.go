@@ -44,6 +44,11 @@ func TestPageNegotiation(t *testing.T) {
 		HealthTransitions: func() []string { return []string{"T web 10.0.1.2:80 up -> down: connection refused"} }}
 	h := Handler(src, nil)
 
+	for _, accept := range []string{"text/html;q=0.9, */*;q=0.1", "TEXT/HTML"} {
+		if ct := getAccept(t, h, "/", accept).Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+			t.Errorf("Accept %q got %q", accept, ct)
+		}
+	}
 	r := getAccept(t, h, "/", chromeAccept)
 	body := readBody(t, r)
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
@@ -70,7 +75,7 @@ func TestPageNegotiation(t *testing.T) {
 		t.Errorf("page refers to another origin:\n%s", body)
 	}
 
-	for _, accept := range []string{"", "*/*", "text/plain", "application/json", "text/html;q=0, */*"} {
+	for _, accept := range []string{"", "*/*", "text/plain", "application/json", "text/html;q=0, */*", "text/html; q=0.0"} {
 		r := getAccept(t, h, "/", accept)
 		body := readBody(t, r)
 		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") || !strings.Contains(body, "vrrp: master priority 150\n") ||
