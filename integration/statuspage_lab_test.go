@@ -143,10 +143,6 @@ func openBrowser(t *testing.T, h *labnet.Host) (ctx context.Context, problems fu
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints"),
-		// Under TCG every process Chromium starts costs seconds: keep it
-		// to one.
-		chromedp.Flag("single-process", true),
-		chromedp.Flag("no-zygote", true),
 		chromedp.Env("DBUS_SESSION_BUS_ADDRESS=disabled:"),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Env("HOME=" + home),
