@@ -55,6 +55,10 @@ prereqs: go-check
 
 unit: vet prereqs
 	$(GO) test -count=1 ./...
+	# The status page in a real headless Chromium (Debian's, installed by
+	# prereqs), on the host: Chromium under the lab's emulation is too slow
+	# to time.
+	$(GO) test -count=1 -tags browser -run '^TestPageInChromium$$' ./director/metrics
 
 lab-test: build
 	$(GO) run ./integration/cmd/lab test

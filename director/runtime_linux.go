@@ -219,7 +219,7 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 			ln.Close()
 			return fmt.Errorf("metrics_address: %w", err)
 		}
-		src := metrics.Source{Status: rec.Status, LocalErrors: rt.monitor.LocalErrors}
+		src := metrics.Source{Status: rec.Status, LocalErrors: rt.monitor.LocalErrors, HealthTransitions: rt.monitor.RecentTransitions}
 		if topo.Failover != nil && topo.Failover.Sync != nil {
 			src.Sync = func(ctx context.Context) (SyncStatus, error) {
 				return ReadSyncStatus(ctx, kernel, WantDaemons(rt.current().Failover), ipvs.ReadConnOrigins)
@@ -230,6 +230,7 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 				st := rt.vrrp.Status()
 				return metrics.VRRPInfo{State: st.State.String(), Priority: int(st.Priority)}
 			}
+			src.VRRPTransitions = func() []string { return vrrp.FormatTransitions(rt.vrrp.Status().Transitions) }
 		}
 		h := metrics.Handler(src, rt.Log.With("part", "metrics"))
 		parts["metrics"] = func(ctx context.Context) error { return metrics.Serve(ctx, mln, h) }

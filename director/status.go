@@ -140,7 +140,7 @@ func (r *Reconciler) Status(ctx context.Context) (Status, error) {
 			}
 			if d, ok := kd[ap]; ok {
 				bs.InKernel, bs.KernelWeight = true, d.Weight
-				bs.ActiveConns, bs.InactiveConns = d.ActiveConns, d.InactiveConns
+				bs.ActiveConns, bs.InactiveConns, bs.Conns = d.ActiveConns, d.InactiveConns, d.Conns
 			}
 			ss.Backends = append(ss.Backends, bs)
 		}
@@ -156,6 +156,7 @@ func (r *Reconciler) Status(ctx context.Context) (Status, error) {
 				KernelWeight:  d.Weight,
 				ActiveConns:   d.ActiveConns,
 				InactiveConns: d.InactiveConns,
+				Conns:         d.Conns,
 				Health:        "-",
 				Draining:      draining[destKey{key, d.Key()}],
 			})

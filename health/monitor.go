@@ -84,6 +84,8 @@ type Monitor struct {
 	kick    chan struct{}       // onChange is wanted
 	wake    chan struct{}       // the queue's head may have moved earlier
 	local   localLog            // rate limit of the local-error log
+
+	recent recentLog // the last transitions, for the status page
 }
 
 type key struct {
@@ -548,11 +550,14 @@ func (m *Monitor) logTransition(tr transition) {
 			// Not a health event: a backend without a check is up from the
 			// start, and 20,000 such lines cost a large start real time.
 			level = slog.LevelDebug
+		} else {
+			m.noteTransition(tr, time.Now())
 		}
 		m.log.Log(context.Background(), level, "backend health changed", "service", k.service, "backend", k.backend,
 			"from", upDown(before), "to", upDown(after), "reason", after.Reason)
 		return
 	}
+	m.noteTransition(tr, time.Now())
 	m.log.Info("backend agent report changed", "service", k.service, "backend", k.backend,
 		"drain", after.Drain, "weight_percent", after.WeightPercent, "reason", after.Reason)
 }

@@ -117,6 +117,9 @@ type Destination struct {
 	// by Equal.
 	ActiveConns   int
 	InactiveConns int
+	// Conns counts the connections ever scheduled to it (its rate is
+	// the status page's connections per second); 0 where not reported.
+	Conns uint64
 }
 
 // Key is the destination's identity within its service.

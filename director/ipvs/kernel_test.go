@@ -207,3 +207,37 @@ func TestKernelWithoutIPVSIsAnError(t *testing.T) {
 		t.Errorf("write without IPVS: %v", errs[0])
 	}
 }
+
+// The kernel's connection counter is read from STATS64, or from the
+// 32-bit STATS on kernels without it.
+func TestDestinationConns(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		typ  uint16
+		val  []byte
+	}{
+		{"stats64", destAttrStats64, binary.NativeEndian.AppendUint64(nil, 1<<33+7)},
+		{"stats", destAttrStats, binary.NativeEndian.AppendUint32(nil, 7)},
+	} {
+		var m msg
+		n := m.nestStart(attrDest)
+		m.attr(destAttrAddr, netip.MustParseAddr("10.0.0.2").AsSlice())
+		m.u16(destAttrPort, 0x5000)
+		s := m.nestStart(c.typ)
+		m.u32(5, 99) // CPS: not the counter
+		m.attr(statsAttrConns, c.val)
+		m.nestEnd(s)
+		m.nestEnd(n)
+		got, err := parseDest(nested(t, m.b, attrDest), unix.AF_INET)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := uint64(7)
+		if c.typ == destAttrStats64 {
+			want = 1<<33 + 7
+		}
+		if got.Conns != want {
+			t.Errorf("%s: Conns = %d, want %d", c.name, got.Conns, want)
+		}
+	}
+}

@@ -67,6 +67,10 @@ const (
 	destAttrActiveConns = 7
 	destAttrInactConns  = 8
 	destAttrAddrFamily  = 11
+	// Nested counters: STATS (u32, every kernel) and STATS64 (u64, 4.1+).
+	destAttrStats   = 10
+	destAttrStats64 = 12
+	statsAttrConns  = 1
 
 	connFwdMask = 0x7
 
@@ -772,6 +776,18 @@ func parseDest(b []byte, svcFamily uint16) (Destination, error) {
 			d.InactiveConns = int(u32(data))
 		case destAttrAddrFamily:
 			fam = u16(data)
+		case destAttrStats, destAttrStats64:
+			attrs(data, func(t uint16, v []byte) {
+				if t != statsAttrConns {
+					return
+				}
+				// The 64-bit counter wins whichever comes first.
+				if len(v) >= 8 {
+					d.Conns = binary.NativeEndian.Uint64(v)
+				} else if d.Conns == 0 {
+					d.Conns = uint64(u32(v))
+				}
+			})
 		}
 	})
 	a, err := addrFrom(addr, fam)

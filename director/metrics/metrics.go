@@ -1,5 +1,6 @@
 // Package metrics serves [director] metrics_address: Prometheus metrics at
-// /metrics and a plain-text status page at /.
+// /metrics and the status page at / (a live HTML page for browsers, the
+// plain-text table for curl; page.go).
 //
 // Metrics are computed at scrape time from the same Status that `director
 // status` shows, so there is no second copy of the state to drift.
@@ -11,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +39,10 @@ type Source struct {
 	LocalErrors func() uint64
 	// Sync is nil without [failover.sync] (see sync.go).
 	Sync func(ctx context.Context) (status.SyncStatus, error)
+	// VRRPTransitions and HealthTransitions, when set, list the last
+	// state changes with their reasons, newest first, for the page.
+	VRRPTransitions   func() []string
+	HealthTransitions func() []string
 }
 
 // vrrpStates are exported as one series each so a dashboard can alert on
@@ -137,11 +141,15 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// Handler serves /metrics and the status page at /.
+// Handler serves /metrics, the status page at / and its data at
+// /status.json.
 func Handler(src Source, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	p := &pager{src: src, hist: newHistory(), now: time.Now}
+	// Every reader, scrapes included, feeds the page's history.
+	src.Status = p.status
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(src, 10*time.Second, log),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -156,21 +164,9 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-		defer cancel()
-		st, err := src.Status(ctx)
-		if err != nil {
-			http.Error(w, "status: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		if src.VRRP != nil {
-			info := src.VRRP()
-			st.VRRP = info.State + " priority " + strconv.Itoa(info.Priority)
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		st.WriteText(w)
-	})
+	mux.HandleFunc("GET /{$}", p.serveRoot)
+	mux.HandleFunc("GET /status.json", p.serveJSON)
+	serveAssets(mux)
 	return mux
 }
 

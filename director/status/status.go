@@ -44,9 +44,11 @@ type BackendStatus struct {
 	KernelWeight     int            `json:"kernel_weight"`
 	ActiveConns      int            `json:"active_conns"`
 	InactiveConns    int            `json:"inactive_conns"`
-	Health           string         `json:"health"` // up | down | drain
-	OperatorDrain    bool           `json:"operator_drain"`
-	Draining         bool           `json:"draining"` // leaving: weight 0 until its connections end
+	// Conns is the kernel's count of connections ever scheduled to it.
+	Conns         uint64 `json:"conns"`
+	Health        string `json:"health"` // up | down | drain
+	OperatorDrain bool   `json:"operator_drain"`
+	Draining      bool   `json:"draining"` // leaving: weight 0 until its connections end
 }
 
 // WriteText writes the status as the table `director status` prints.

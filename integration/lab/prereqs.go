@@ -54,6 +54,8 @@ var prereqs = []prereq{
 	{path: "lintian", pkg: "lintian"},
 	// The systemd lab test boots it as the guest's PID 1.
 	{path: "/lib/systemd/systemd", pkg: "systemd"},
+	// The status page's browser test drives headless Chromium.
+	{path: "/usr/bin/chromium", pkg: "chromium"},
 }
 
 // lookTool finds a program, also in the sbin directories.
