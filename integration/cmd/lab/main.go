@@ -3,7 +3,7 @@
 //
 //	lab prereqs                            install what the lab and the tests need
 //	lab run [--timeout D] -- CMD ARGS...   run one command in the guest as root
-//	lab test [--run REGEXP]                build, then run the e2e suite in one guest
+//	lab test [--run REGEXP] [--shards N]   build, then run the e2e suite in guests side by side
 //	lab demo                               a DR topology with a short report
 package main
 
@@ -17,6 +17,10 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,7 +41,7 @@ func main() {
 }
 
 func usage() error {
-	return errors.New("usage: lab prereqs | lab run [--timeout D] [--vm] [--cpus N] -- CMD ARGS... | lab test [--vm] [--run REGEXP] | lab demo [--vm] | lab bench [flags]")
+	return errors.New("usage: lab prereqs | lab run [--timeout D] [--vm] [--cpus N] -- CMD ARGS... | lab test [--vm] [--run REGEXP] [--shards N] | lab demo [--vm] | lab bench [flags]")
 }
 
 func run(ctx context.Context, args []string) (int, error) {
@@ -54,6 +58,7 @@ func run(ctx context.Context, args []string) (int, error) {
 	cpus := fs.Int("cpus", 0, "guest CPUs (default 1)")
 	verbose := fs.Bool("v", false, "debug logging")
 	runRE := fs.String("run", "", "test: only tests matching this regexp (go test -run)")
+	shards := fs.Int("shards", 2, "test: split the suite over this many guests booted side by side")
 	systemd := fs.Bool("systemd", false, "boot Debian's systemd as the guest's PID 1 and run the command as a unit")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2, err
@@ -82,7 +87,7 @@ func run(ctx context.Context, args []string) (int, error) {
 		}
 		return code, err
 	case "test":
-		return labTest(ctx, log, opts, *runRE)
+		return labTest(ctx, log, opts, *runRE, *shards)
 	case "demo":
 		return labDemo(ctx, log, opts)
 	}
@@ -141,9 +146,13 @@ func build(ctx context.Context, log *slog.Logger, root string) (string, error) {
 }
 
 // systemdTests are the end-to-end tests that run under systemd as PID 1.
-const systemdTests = "^TestSystemd"
+var systemdTests = regexp.MustCompile(`^TestSystemd`)
 
-func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE string) (int, error) {
+// labTest builds, then runs the end-to-end tests matching runRE (all when
+// empty) in guests: the suite is split over up to `shards` guests booted
+// side by side, and the systemd tests get a guest with systemd as PID 1.
+// Every shard runs to its end; the exit code is the first failure's.
+func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE string, shards int) (int, error) {
 	start := time.Now()
 	root, err := moduleRoot()
 	if err != nil {
@@ -159,33 +168,123 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 	if v := os.Getenv("GOLVS_LAB_CONNS"); v != "" {
 		opts.Env = append(opts.Env, "GOLVS_LAB_CONNS="+v)
 	}
-	suite := lab.ShellQuote(filepath.Join(bin, "integration.test")) + " -test.v -test.timeout 40m"
-	if runRE != "" {
-		suite += " -test.run " + lab.ShellQuote(runRE)
-	} else {
-		// The systemd tests need systemd as PID 1: a second boot below.
-		suite += " -test.skip " + lab.ShellQuote(systemdTests)
-		// Both suites run even if the first fails; the exit code is the
-		// first failure's.
-		suite = "cd " + lab.ShellQuote(opts.Dir) + " && " + suite + "; a=$?; " +
-			lab.ShellQuote(filepath.Join(bin, "realserver-lab.test")) + " -test.v -test.timeout 5m -test.run '^TestTunMode$'; b=$?; " +
-			"[ $a -ne 0 ] && exit $a; exit $b"
+	suite := filepath.Join(bin, "integration.test")
+	list := runRE
+	if list == "" {
+		list = "^Test"
 	}
-	opts.Command = []string{"/bin/sh", "-c", suite}
-	code, err := lab.Run(ctx, opts)
-	if runRE == "" && !opts.Systemd && err == nil {
-		opts.Systemd = true
-		opts.Command = []string{"/bin/sh", "-c", lab.ShellQuote(filepath.Join(bin, "integration.test")) +
-			" -test.v -test.timeout 20m -test.run " + lab.ShellQuote(systemdTests)}
-		log.Info("booting a guest with systemd as PID 1 for " + systemdTests)
-		sdCode, sdErr := lab.Run(ctx, opts)
-		if code == 0 {
-			code, err = sdCode, sdErr
+	cmd := exec.CommandContext(ctx, suite, "-test.list", list)
+	cmd.Dir = opts.Dir
+	out, err := cmd.Output()
+	if err != nil {
+		return 1, fmt.Errorf("listing the end-to-end tests: %w", err)
+	}
+	var plain, sd []string
+	for _, t := range listedTests(out) {
+		if systemdTests.MatchString(t) && !opts.Systemd {
+			sd = append(sd, t)
+		} else {
+			plain = append(plain, t)
+		}
+	}
+	jobs := slices.Clone(plain)
+	if len(sd) > 0 {
+		jobs = append(jobs, jobSystemd)
+	}
+	if runRE == "" {
+		jobs = append(jobs, jobTunMode)
+	}
+	if len(jobs) == 0 {
+		return 1, fmt.Errorf("no end-to-end test matches %q", runRE)
+	}
+	if !opts.ForceVM && lab.Native(ctx) {
+		shards = 1 // one kernel: the tests' namespaces are not meant to run side by side
+	}
+	shards = min(max(shards, 1), len(jobs))
+	parts := partition(jobs, shards, weight)
+
+	var mu sync.Mutex
+	codes := make([]int, len(parts))
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, part := range parts {
+		o := opts
+		var pw *prefixWriter
+		if len(parts) > 1 {
+			pw = &prefixWriter{mu: &mu, w: os.Stdout, prefix: fmt.Sprintf("[%d] ", i+1)}
+			o.Stdout = pw
+		}
+		log.Info("shard", "n", i+1, "jobs", part)
+		wg.Go(func() {
+			t0 := time.Now()
+			codes[i], errs[i] = runShard(ctx, log, o, bin, part)
+			if pw != nil {
+				pw.Flush()
+			}
+			log.Info("shard done", "n", i+1, "exit", codes[i], "err", errs[i], "took", time.Since(t0).Round(time.Second))
+		})
+	}
+	wg.Wait()
+	code := 0
+	for i := range parts {
+		if errs[i] != nil {
+			err = errors.Join(err, fmt.Errorf("shard %d: %w", i+1, errs[i]))
+		} else if code == 0 && codes[i] != 0 {
+			code = codes[i]
 		}
 	}
 	fmt.Fprintf(os.Stderr, "lab test: exit %d, total %s\n", code, time.Since(start).Round(time.Millisecond))
 	if err == nil && code != 0 {
 		err = fmt.Errorf("end-to-end tests failed (exit %d)", code)
+	}
+	return code, err
+}
+
+// runShard boots a guest for the shard's tests (and cmd/realserver's lab
+// test when it has it), then a systemd guest when it holds the systemd
+// tests. Both boots run even if the first fails.
+func runShard(ctx context.Context, log *slog.Logger, opts lab.Options, bin string, jobs []string) (int, error) {
+	var tests []string
+	tun, sd := false, false
+	for _, j := range jobs {
+		switch j {
+		case jobTunMode:
+			tun = true
+		case jobSystemd:
+			sd = true
+		default:
+			tests = append(tests, j)
+		}
+	}
+	suite := lab.ShellQuote(filepath.Join(bin, "integration.test")) + " -test.v -test.timeout 40m"
+	code := 0
+	var err error
+	if len(tests) > 0 || tun {
+		var script []string
+		if len(tests) > 0 {
+			script = append(script, "cd "+lab.ShellQuote(opts.Dir)+" && "+suite+" -test.run "+lab.ShellQuote(runRegexp(tests))+"; a=$?")
+		} else {
+			script = append(script, "a=0")
+		}
+		if tun {
+			script = append(script, lab.ShellQuote(filepath.Join(bin, "realserver-lab.test"))+" -test.v -test.timeout 5m -test.run '^TestTunMode$'; b=$?")
+		} else {
+			script = append(script, "b=0")
+		}
+		script = append(script, "[ $a -ne 0 ] && exit $a; exit $b")
+		o := opts
+		o.Command = []string{"/bin/sh", "-c", strings.Join(script, "; ")}
+		code, err = lab.Run(ctx, o)
+	}
+	if sd {
+		o := opts
+		o.Systemd = true
+		o.Command = []string{"/bin/sh", "-c", suite + " -test.run " + lab.ShellQuote(systemdTests.String())}
+		log.Info("booting a guest with systemd as PID 1 for " + systemdTests.String())
+		sdCode, sdErr := lab.Run(ctx, o)
+		if err == nil && code == 0 {
+			code, err = sdCode, sdErr
+		}
 	}
 	return code, err
 }

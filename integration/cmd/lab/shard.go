@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The end-to-end suite is split over guests that boot side by side, one per
+// host CPU: under emulation each guest keeps one core busy, and the suite run
+// in one guest took longer than CI allows.
+
+// testWeights are durations seen for the suite's longer tests in one
+// guest (CI, 2026-12-02); a test not listed counts as defaultWeight. They
+// only balance the shards: a wrong figure makes one shard end later, never
+// a test fail.
+var testWeights = map[string]time.Duration{
+	"TestConnSyncKeepalived":     105 * time.Second,
+	"TestChaosKill9MidApply":     95 * time.Second,
+	"TestConnSyncMixed":          70 * time.Second,
+	"TestConnSyncGolvs":          55 * time.Second,
+	"TestFailoverKeepalived":     35 * time.Second,
+	"TestFailoverSIGTERM":        26 * time.Second,
+	"TestFailoverKill9Preempt":   25 * time.Second,
+	"TestFailoverAuth":           24 * time.Second,
+	"TestSmokeIPVS":              24 * time.Second,
+	"TestBGPECMP":                23 * time.Second,
+	"TestBGPHoldTimer":           22 * time.Second,
+	"TestHealthRemoveDrainDR":    22 * time.Second,
+	"TestBGPBFD":                 20 * time.Second,
+	"TestDirectorRestartAdopts":  18 * time.Second,
+	"TestFailover":               17 * time.Second,
+	"TestHealthAgentDrainDR":     17 * time.Second,
+	"TestFailoverTrackDecrement": 17 * time.Second,
+	"TestRealserverAgent":        15 * time.Second,
+}
+
+const defaultWeight = 12 * time.Second
+
+// Pseudo-jobs that are not tests of the integration binary but take a
+// shard's time all the same.
+const (
+	jobSystemd = "<systemd guest>"          // a second boot, systemd as PID 1
+	jobTunMode = "<realserver TestTunMode>" // cmd/realserver's lab test
+)
+
+var jobWeights = map[string]time.Duration{
+	jobSystemd: 170 * time.Second, // its boot and 140s of tests
+	jobTunMode: 5 * time.Second,
+}
+
+func weight(name string) time.Duration {
+	if w, ok := testWeights[name]; ok {
+		return w
+	}
+	if w, ok := jobWeights[name]; ok {
+		return w
+	}
+	return defaultWeight
+}
+
+// partition splits jobs into n shards of about equal weight: heaviest
+// first, each to the lightest shard so far. Within a shard the jobs keep
+// the suite's order. Pure, so that it is tested without a guest.
+func partition(jobs []string, n int, weight func(string) time.Duration) [][]string {
+	if n < 1 {
+		n = 1
+	}
+	order := slices.Clone(jobs)
+	slices.SortStableFunc(order, func(a, b string) int {
+		return int(weight(b) - weight(a))
+	})
+	shard := make(map[string]int, len(jobs))
+	load := make([]time.Duration, n)
+	for _, j := range order {
+		i := slices.Index(load, slices.Min(load))
+		shard[j] = i
+		load[i] += weight(j)
+	}
+	out := make([][]string, n)
+	for _, j := range jobs {
+		out[shard[j]] = append(out[shard[j]], j)
+	}
+	return out
+}
+
+// runRegexp is a go test -run pattern matching exactly these tests.
+func runRegexp(tests []string) string {
+	quoted := make([]string, len(tests))
+	for i, t := range tests {
+		quoted[i] = regexp.QuoteMeta(t)
+	}
+	return "^(" + strings.Join(quoted, "|") + ")$"
+}
+
+// listedTests parses `go test -list` output: the test names, without the
+// summary line.
+func listedTests(out []byte) []string {
+	var tests []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "Test") && !strings.ContainsAny(line, " \t") {
+			tests = append(tests, line)
+		}
+	}
+	return tests
+}
+
+// prefixWriter writes whole lines to w, each starting with prefix, so that
+// shards running side by side can share one console. Writes from several
+// shards are serialised by mu.
+type prefixWriter struct {
+	mu     *sync.Mutex
+	w      io.Writer
+	prefix string
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		p.emit(p.buf[:i+1])
+		p.buf = p.buf[i+1:]
+	}
+}
+
+// Flush writes a last line that had no newline.
+func (p *prefixWriter) Flush() {
+	if len(p.buf) > 0 {
+		p.emit(append(p.buf, '\n'))
+		p.buf = nil
+	}
+}
+
+func (p *prefixWriter) emit(line []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	io.WriteString(p.w, p.prefix)
+	p.w.Write(line)
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestPartition(t *testing.T) {
+	w := map[string]time.Duration{"A": 100 * time.Second, "B": 60 * time.Second, "C": 50 * time.Second, "D": 10 * time.Second, "E": 10 * time.Second}
+	weigh := func(s string) time.Duration { return w[s] }
+	jobs := []string{"E", "A", "D", "B", "C"}
+	got := partition(jobs, 2, weigh)
+	if len(got) != 2 {
+		t.Fatalf("%d shards, want 2", len(got))
+	}
+	// Heaviest first to the lightest shard: A | B, C | D (tie: first) | E.
+	want := [][]string{{"E", "A", "D"}, {"B", "C"}}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("partition = %v, want %v", got, want)
+	}
+	var all []string
+	for _, s := range got {
+		all = append(all, s...)
+	}
+	slices.Sort(all)
+	if !slices.Equal(all, []string{"A", "B", "C", "D", "E"}) {
+		t.Errorf("jobs lost or repeated: %v", all)
+	}
+	if one := partition(jobs, 1, weigh); len(one) != 1 || !slices.Equal(one[0], jobs) {
+		t.Errorf("one shard = %v, want the suite's order %v", one, jobs)
+	}
+}
+
+func TestRunRegexp(t *testing.T) {
+	re := regexp.MustCompile(runRegexp([]string{"TestFailover", "TestBGPECMP"}))
+	for name, want := range map[string]bool{"TestFailover": true, "TestBGPECMP": true, "TestFailoverAuth": false, "XTestBGPECMP": false} {
+		if re.MatchString(name) != want {
+			t.Errorf("%s: match %v, want %v", name, !want, want)
+		}
+	}
+}
+
+func TestListedTests(t *testing.T) {
+	out := []byte("TestA\nTestB\nok  \tgithub.com/golvs/golvs/integration\t0.01s\n")
+	if got := listedTests(out); !slices.Equal(got, []string{"TestA", "TestB"}) {
+		t.Errorf("listedTests = %v", got)
+	}
+}
+
+func TestPrefixWriter(t *testing.T) {
+	var mu sync.Mutex
+	var b strings.Builder
+	p := &prefixWriter{mu: &mu, w: &b, prefix: "[2] "}
+	p.Write([]byte("one\ntw"))
+	p.Write([]byte("o\nthree"))
+	p.Flush()
+	if want := "[2] one\n[2] two\n[2] three\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
