@@ -50,6 +50,38 @@ type Options struct {
 	CPUs     int
 	MemoryMB int
 	Log      *slog.Logger
+
+	// Image is a kernel Prepare resolved: Run then neither checks the
+	// prerequisites nor looks the kernel up again, so that guests booted
+	// side by side do not build the cache side by side.
+	Image *Image
+}
+
+// Prepare installs the prerequisites and resolves the kernel once, for
+// several Runs of opts. Where Run would run natively it changes nothing.
+func Prepare(ctx context.Context, opts Options) (Options, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if !opts.ForceVM && !opts.Systemd && Native(ctx) {
+		return opts, nil
+	}
+	if err := EnsurePrereqs(ctx, opts.Log); err != nil {
+		return opts, err
+	}
+	cache := opts.CacheDir
+	if cache == "" {
+		var err error
+		if cache, err = DefaultCacheDir(); err != nil {
+			return opts, err
+		}
+	}
+	img, err := Kernel(ctx, cache, opts.Log)
+	if err != nil {
+		return opts, err
+	}
+	opts.Image = &img
+	return opts, nil
 }
 
 // Native reports whether this host can run lab commands itself: root, and
@@ -94,6 +126,9 @@ func Run(ctx context.Context, opts Options) (int, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Minute
+	}
+	if opts.Image != nil {
+		return runVM(ctx, *opts.Image, opts)
 	}
 	if !opts.ForceVM && !opts.Systemd && Native(ctx) {
 		opts.Log.Info("host kernel has IPVS: running natively")

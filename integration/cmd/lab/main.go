@@ -197,8 +197,11 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 	if len(jobs) == 0 {
 		return 1, fmt.Errorf("no end-to-end test matches %q", runRE)
 	}
-	if !opts.ForceVM && lab.Native(ctx) {
-		shards = 1 // one kernel: the tests' namespaces are not meant to run side by side
+	if opts, err = lab.Prepare(ctx, opts); err != nil {
+		return 1, err
+	}
+	if opts.Image == nil {
+		shards = 1 // native: one kernel, and the tests' namespaces are not meant to run side by side
 	}
 	shards = min(max(shards, 1), len(jobs))
 	parts := partition(jobs, shards, weight)
