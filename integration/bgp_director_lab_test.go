@@ -92,7 +92,7 @@ fall = 3
 	served := func(what string) {
 		t.Helper()
 		var r clientResult
-		out := b.client.MustExec(bin(t, "labhost"), "client", "--url", "http://"+bgpVIP+"/", "--count", "30")
+		out := b.client.MustExec(bin(t, "labhost"), "client", "--url", "http://"+bgpVIP+"/", "--count", "30", "--timeout", requestTimeout)
 		if err := json.Unmarshal([]byte(out), &r); err != nil {
 			t.Fatalf("labhost client output %q: %v", out, err)
 		}

@@ -373,7 +373,7 @@ func TestBGPECMP(t *testing.T) {
 
 	// New connections spread over all three directors.
 	const n = 60
-	out := b.client.MustExec(bin(t, "labhost"), "client", "--url", "http://"+bgpVIP+"/", "--count", strconv.Itoa(n))
+	out := b.client.MustExec(bin(t, "labhost"), "client", "--url", "http://"+bgpVIP+"/", "--count", strconv.Itoa(n), "--timeout", requestTimeout)
 	var r clientResult
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("labhost client output %q: %v", out, err)

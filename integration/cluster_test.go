@@ -162,11 +162,18 @@ type clientResult struct {
 	Errors   []string       `json:"errors"`
 }
 
+// requestTimeout is labhost client's per-request timeout where every
+// request must succeed: a request may wait out a TCP retransmission or two
+// (1 s, then 2 s more) when the emulated machine stalls under load, and
+// a CI run saw one of 60 pass the 2 s default awaiting its headers. A
+// reset or a refusal still fails a request at once.
+const requestTimeout = "8s"
+
 // requests makes n HTTP requests (one connection each) from the client
 // to url and returns the answers per real server.
 func (c *cluster) requests(url string, n int) clientResult {
 	c.t.Helper()
-	out := c.client.MustExec(bin(c.t, "labhost"), "client", "--url", url, "--count", fmt.Sprint(n))
+	out := c.client.MustExec(bin(c.t, "labhost"), "client", "--url", url, "--count", fmt.Sprint(n), "--timeout", requestTimeout)
 	var r clientResult
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		c.t.Fatalf("labhost client output %q: %v", out, err)
