@@ -160,12 +160,12 @@ func TestDirectorRestartAdopts(t *testing.T) {
 	c.assertEven(c.requests("http://"+vip+"/", 30), 30)
 	before := c.waitStats(key, 30)
 
-	// Long enough to cover the kill and the restart under emulation;
-	// checked below.
-	const pollFor = 8 * time.Second
+	// The poll runs until the restarted director has adopted the table
+	// and passed twice more, however slow the machine. A request waits up to 3 s: a stalled guest is not a failure, a
+	// refused or reset connection is, at once.
 	pollStart := time.Now()
 	poll := c.client.Start("ready", bin(t, "labhost"), "poll", "--url", "http://"+vip+"/",
-		"--interval", "50ms", "--duration", pollFor.String(), "--timeout", "1s")
+		"--interval", "50ms", "--duration", "10m", "--timeout", "3s")
 	if err := first.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -174,9 +174,10 @@ func TestDirectorRestartAdopts(t *testing.T) {
 	}
 	second := c.runDirector(file, hasBackends(3, key))
 	adopted := time.Now()
-	// Two passes: adoption and one resync, neither with a write.
-	eventually(t, 20*eventuallyScale, "second pass of the restarted director", func() error {
-		if n := len(passLines(second.Output())); n < 2 {
+	// Adoption and two resyncs (2 s apart, the poll running through
+	// them): none writes.
+	eventually(t, 20*eventuallyScale, "third pass of the restarted director", func() error {
+		if n := len(passLines(second.Output())); n < 3 {
 			return fmt.Errorf("%d passes logged", n)
 		}
 		return nil
@@ -190,11 +191,12 @@ func TestDirectorRestartAdopts(t *testing.T) {
 			t.Errorf("restarted director's pass was not a no-op: %s", l)
 		}
 	}
-	res := waitAdoptPoll(t, poll)
-	t.Logf("client during kill -9 and restart: %+v; restart adopted %s after the poll began", res, adopted.Sub(pollStart).Round(time.Millisecond))
-	if adopted.Sub(pollStart) > pollFor-2*time.Second {
-		t.Errorf("the restart took until %s into a %s poll: the poll did not cover it", adopted.Sub(pollStart), pollFor)
+	if err := poll.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
 	}
+	res := waitAdoptPoll(t, poll)
+	pollFor := time.Since(pollStart)
+	t.Logf("client during kill -9 and restart: %+v; restart adopted %s after the poll began", res, adopted.Sub(pollStart).Round(time.Millisecond))
 	if res.Failures != 0 {
 		t.Errorf("%d of %d requests failed across kill -9 and restart, want 0", res.Failures, res.Total)
 	}
