@@ -218,7 +218,7 @@ drain_timeout = "1s"
 	reload(d2, rs3, rs2, rs1)
 	reload(d3, rs2, rs1, rs3)
 	broken, why := kc.check()
-	t.Logf("30 connections kept through d2 while its reloads reordered its list: %d broken %v", broken, why)
+	t.Logf("30 connections kept through d2 (opened on %v) while its reloads reordered its list: %d broken %v", kc.servers(), broken, why)
 	if broken != 0 || kc.failedAtOpen != 0 {
 		t.Errorf("%d kept connections broken (%d failed at open): %v", broken, kc.failedAtOpen, why)
 	}
