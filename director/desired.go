@@ -192,6 +192,21 @@ func desiredEntryUnknown(s *config.Service, view HealthView) (e ipvs.Entry, unkn
 	return e, unknown
 }
 
+// nominalWeights are the configured weights of s's backends (and 1 for
+// its sorry server, the weight it is given): what an mh destination that
+// is down or drained is added with before its weight is set to 0, so
+// every director's table gives it the same share (MHDest).
+func nominalWeights(s *config.Service) map[netip.AddrPort]int {
+	out := make(map[netip.AddrPort]int, len(s.Backends)+1)
+	if s.SorryServer.IsValid() {
+		out[s.SorryServer] = 1
+	}
+	for _, b := range s.Backends {
+		out[b.AddrPort()] = b.Weight
+	}
+	return out
+}
+
 // backendHealth is b's health as the desired table sees it: before the
 // monitor knows the backend (a reload applies new backends first), what
 // it will start from, with any operator drain on top.

@@ -104,24 +104,25 @@ func PlanMHOrder(svc ipvs.Service, actual []ipvs.Destination, want []MHDest) []i
 		case !wanted[d.Key()]:
 			removals = append(removals, ipvs.Write{Kind: ipvs.WriteDeleteDest, Service: svc, Dest: d})
 		case !stays[d.Key()]:
-			moves = append(moves, ipvs.Write{Kind: ipvs.WriteDeleteDest, Service: svc, Dest: d})
+			moves = append(moves, ipvs.Write{Kind: ipvs.WriteDeleteDest, Service: svc, Dest: d, Reorder: true})
 		}
 	}
 	for i := keep - 1; i >= 0; i-- {
 		d := canon[i]
+		_, moved := have[d.Key()]
 		if d.Weight == 0 && d.Nominal > 0 {
 			nominal := d.Destination
 			nominal.Weight = d.Nominal
 			adds = append(adds,
-				ipvs.Write{Kind: ipvs.WriteAddDest, Service: svc, Dest: nominal},
-				ipvs.Write{Kind: ipvs.WriteUpdateDest, Service: svc, Dest: d.Destination})
+				ipvs.Write{Kind: ipvs.WriteAddDest, Service: svc, Dest: nominal, Reorder: moved},
+				ipvs.Write{Kind: ipvs.WriteUpdateDest, Service: svc, Dest: d.Destination, WasDest: nominal})
 			continue
 		}
-		adds = append(adds, ipvs.Write{Kind: ipvs.WriteAddDest, Service: svc, Dest: d.Destination})
+		adds = append(adds, ipvs.Write{Kind: ipvs.WriteAddDest, Service: svc, Dest: d.Destination, Reorder: moved})
 	}
 	for _, d := range canon[keep:] {
-		if !have[d.Key()].Equal(d.Destination) {
-			updates = append(updates, ipvs.Write{Kind: ipvs.WriteUpdateDest, Service: svc, Dest: d.Destination})
+		if old := have[d.Key()]; !old.Equal(d.Destination) {
+			updates = append(updates, ipvs.Write{Kind: ipvs.WriteUpdateDest, Service: svc, Dest: d.Destination, WasDest: old})
 		}
 	}
 	out := slices.Concat(moves, adds, updates, removals)

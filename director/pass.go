@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -72,10 +73,16 @@ type topoIndex struct {
 	exact    []ipvs.ServiceKey
 	names    map[ipvs.ServiceKey]string
 	timeouts map[ipvs.ServiceKey]time.Duration // drain timeouts
+	// nominal: the configured weights of mh services' backends.
+	nominal map[ipvs.ServiceKey]map[netip.AddrPort]int
 }
 
+// nominalWeight is the Nominal of x.
+func (x *topoIndex) nominalWeight(k ipvs.ServiceKey, d netip.AddrPort) int { return x.nominal[k][d] }
+
 func indexTopology(topo *config.Topology) *topoIndex {
-	x := &topoIndex{wanted: map[ipvs.ServiceKey]bool{}, names: map[ipvs.ServiceKey]string{}, timeouts: map[ipvs.ServiceKey]time.Duration{}}
+	x := &topoIndex{wanted: map[ipvs.ServiceKey]bool{}, names: map[ipvs.ServiceKey]string{}, timeouts: map[ipvs.ServiceKey]time.Duration{},
+		nominal: map[ipvs.ServiceKey]map[netip.AddrPort]int{}}
 	if topo == nil {
 		return x
 	}
@@ -85,6 +92,9 @@ func indexTopology(topo *config.Topology) *topoIndex {
 		x.wanted[k] = true
 		x.names[k] = s.Name
 		x.timeouts[k] = positive(s.DrainTimeout, config.DefaultDrainTimeout)
+		if ipvs.ListOrdered(s.Scheduler) {
+			x.nominal[k] = nominalWeights(s)
+		}
 		for _, b := range s.Backends {
 			if b.UpperThreshold != 0 || b.LowerThreshold != 0 {
 				x.exact = append(x.exact, k)
@@ -149,7 +159,7 @@ func (r *Reconciler) compute(sc *scope, actual []ipvs.Entry) computed {
 	}
 	c.draining = keepDraining(c.idx.timeouts, c.desired, actual, prev, r.now())
 	c.quorum = quorumStates(topo, view)
-	c.ops = plan(c.desired, actual, func(k ipvs.ServiceKey) bool { return c.idx.wanted[k] || c.owned[k] })
+	c.ops = plan(c.desired, actual, func(k ipvs.ServiceKey) bool { return c.idx.wanted[k] || c.owned[k] }, c.idx.nominalWeight)
 	return c
 }
 
@@ -265,6 +275,7 @@ func (r *Reconciler) run(ctx context.Context, sc *scope, swap *config.Topology) 
 	if err != nil {
 		errs = multierror.Append(errs, err)
 	}
+	r.logReorders(ctx, c.ops, c.idx.names)
 	// One line per pass with what it cost (`make bench` reads it): an
 	// unchanged table must show writes=0. No-op full passes are Debug,
 	// except the first after a reload, which the operator wants to see.
@@ -340,6 +351,23 @@ func (r *Reconciler) apply(ctx context.Context, ops []ipvs.Write, names map[ipvs
 		}
 	}
 	return failedDeletes, failed, errs.ErrorOrNil()
+}
+
+// logReorders logs one line per mh service whose destinations the pass
+// moved to bring its kernel list to the canonical order (PlanMHOrder).
+func (r *Reconciler) logReorders(ctx context.Context, ops []ipvs.Write, names map[ipvs.ServiceKey]string) {
+	var moved []string
+	for i, op := range ops {
+		if op.Reorder && op.Kind == ipvs.WriteDeleteDest {
+			moved = append(moved, op.Dest.Key().String())
+		}
+		last := i+1 == len(ops) || ops[i+1].Service.ServiceKey != op.Service.ServiceKey
+		if last && len(moved) > 0 {
+			r.log.Log(ctx, slog.LevelInfo, "mh destinations reordered", "service", names[op.Service.ServiceKey],
+				"key", op.Service.ServiceKey.String(), "moved", moved)
+			moved = nil
+		}
+	}
 }
 
 // Cleanup deletes every service this director owns (for

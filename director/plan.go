@@ -7,6 +7,7 @@
 package director
 
 import (
+	"net/netip"
 	"slices"
 
 	"github.com/golvs/golvs/director/ipvs"
@@ -21,14 +22,31 @@ import (
 // services that are no longer wanted. Deleting a service removes its
 // destinations with it. The kernel updates a destination's forwarding
 // method in place, so a forwarding change is one update.
+//
+// The destinations of an mh service (ipvs.ListOrdered) are planned by
+// PlanMHOrder instead, so that they end in the canonical list order,
+// with the desired weights as nominal ones: every director then builds
+// the same Maglev table. It moves a destination by deleting and
+// re-adding it in the same batch, which keeps its connections: the
+// kernel keeps a deleted destination that has connections and the re-add
+// revives it (ip_vs_trash_get_dest). Seen in the lab:
+// TestMHOrderCanonical (60 of 60 connections kept through a reorder made
+// by ipvsadm, one process per write) and TestMHOrderDirectors (the real
+// director's batch).
 func Plan(desired, actual []ipvs.Entry, owned func(ipvs.ServiceKey) bool) []ipvs.Write {
-	return plan(sortedEntries(desired), sortedEntries(actual), owned)
+	return plan(sortedEntries(desired), sortedEntries(actual), owned, nil)
 }
 
-// plan is Plan on tables already in dump order. Both sides come sorted
-// (Desired and dumps sort), so one merge walk replaces maps: a no-op pass
-// over thousands of services allocates nothing here.
-func plan(desired, actual []ipvs.Entry, owned func(ipvs.ServiceKey) bool) []ipvs.Write {
+// Nominal returns the configured weight of a service's backend: the
+// table share an mh destination keeps while its weight is 0 (MHDest).
+// 0 when unknown.
+type Nominal func(ipvs.ServiceKey, netip.AddrPort) int
+
+// plan is Plan on tables already in dump order, with nominal weights
+// (nil: none known). Both sides come sorted (Desired and dumps sort), so
+// one merge walk replaces maps: a no-op pass over thousands of services
+// allocates nothing here.
+func plan(desired, actual []ipvs.Entry, owned func(ipvs.ServiceKey) bool, nominal Nominal) []ipvs.Write {
 	var ops, dels []ipvs.Write
 	i, j := 0, 0
 	for i < len(desired) || j < len(actual) {
@@ -43,8 +61,12 @@ func plan(desired, actual []ipvs.Entry, owned func(ipvs.ServiceKey) bool) []ipvs
 		case c < 0:
 			d := desired[i]
 			ops = append(ops, ipvs.Write{Kind: ipvs.WriteAddService, Service: d.Service})
-			for _, dst := range d.Destinations {
-				ops = append(ops, ipvs.Write{Kind: ipvs.WriteAddDest, Service: d.Service, Dest: dst})
+			if ipvs.ListOrdered(d.Service.Scheduler) {
+				ops = append(ops, PlanMHOrder(d.Service, nil, mhWant(d, nominal))...)
+			} else {
+				for _, dst := range d.Destinations {
+					ops = append(ops, ipvs.Write{Kind: ipvs.WriteAddDest, Service: d.Service, Dest: dst})
+				}
 			}
 			i++
 		case c > 0:
@@ -58,7 +80,11 @@ func plan(desired, actual []ipvs.Entry, owned func(ipvs.ServiceKey) bool) []ipvs
 			if !a.Service.Equal(d.Service) {
 				ops = append(ops, ipvs.Write{Kind: ipvs.WriteUpdateService, Service: d.Service, WasService: a.Service})
 			}
-			ops = planDests(ops, d, a)
+			if mh, ok := kernelList(d, a); ok {
+				ops = append(ops, PlanMHOrder(d.Service, mh, mhWant(d, nominal))...)
+			} else {
+				ops = planDests(ops, d, a)
+			}
 			i++
 			j++
 		}
@@ -119,4 +145,35 @@ func planDests(ops []ipvs.Write, d, a ipvs.Entry) []ipvs.Write {
 		}
 	}
 	return append(append(ops, upds...), adds...)
+}
+
+// kernelList returns a's destinations in the kernel's list order when d
+// is an mh service and that order is known: not when the kernel's
+// service has another scheduler (its order was not read; the pass after
+// the scheduler change reorders it).
+func kernelList(d, a ipvs.Entry) ([]ipvs.Destination, bool) {
+	if !ipvs.ListOrdered(d.Service.Scheduler) || !ipvs.ListOrdered(a.Service.Scheduler) || len(a.Order) != len(a.Destinations) {
+		return nil, false
+	}
+	out := make([]ipvs.Destination, len(a.Order))
+	for i, k := range a.Order {
+		at, found := slices.BinarySearchFunc(a.Destinations, k, func(d ipvs.Destination, k netip.AddrPort) int { return d.Key().Compare(k) })
+		if !found {
+			return nil, false
+		}
+		out[i] = a.Destinations[at]
+	}
+	return out, true
+}
+
+// mhWant is d's destinations with their nominal weights.
+func mhWant(d ipvs.Entry, nominal Nominal) []MHDest {
+	out := make([]MHDest, len(d.Destinations))
+	for i, x := range d.Destinations {
+		out[i] = MHDest{Destination: x}
+		if nominal != nil {
+			out[i].Nominal = nominal(d.Service.ServiceKey, x.Key())
+		}
+	}
+	return out
 }

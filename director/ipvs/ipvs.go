@@ -138,7 +138,32 @@ func (s Service) Equal(o Service) bool { return s == o }
 // Entry is a service with its destinations, as one dump returns it.
 type Entry struct {
 	Service      Service
-	Destinations []Destination
+	Destinations []Destination // sorted (SortDestinations)
+	// Order is, for a service whose scheduler builds its table from the
+	// kernel's destination list (ListOrdered), the destinations' keys in
+	// that list's order, head first; nil for other services, and in
+	// desired tables.
+	Order []netip.AddrPort
+}
+
+// ListOrdered reports whether a scheduler's choices depend on the order
+// of the kernel's destination list: mh builds its lookup table by
+// walking it (ip_vs_mh_populate). Reads record that order (Entry.Order)
+// for these services only, so the common case allocates nothing more.
+func ListOrdered(scheduler string) bool { return scheduler == "mh" }
+
+// OrderOf returns the keys of ds in their order if the service's
+// scheduler is ListOrdered, else nil: what a read puts in Entry.Order,
+// called before it sorts ds.
+func OrderOf(scheduler string, ds []Destination) []netip.AddrPort {
+	if !ListOrdered(scheduler) {
+		return nil
+	}
+	out := make([]netip.AddrPort, len(ds))
+	for i, d := range ds {
+		out[i] = d.Key()
+	}
+	return out
 }
 
 // IPVS is what the director calls on the kernel's IPVS table: reads of
@@ -149,7 +174,8 @@ type Entry struct {
 // unix.ESRCH...) so callers can use errors.Is.
 type IPVS interface {
 	// Dump returns every service in the kernel with its destinations,
-	// sorted (SortEntries, SortDestinations).
+	// sorted (SortEntries, SortDestinations), and the kernel's list order
+	// of ListOrdered services' destinations in Entry.Order.
 	Dump(ctx context.Context) ([]Entry, error)
 	// DumpServices reads only keys' services (a reload that changed one
 	// service of thousands); services not in the kernel are left out.

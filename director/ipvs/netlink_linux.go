@@ -625,7 +625,8 @@ func (c *nlConn) dumpServices(ctx context.Context, keys []ServiceKey) ([]Entry, 
 	return entries, nil
 }
 
-// dumpDests fills e.Destinations (sorted) with one destination dump.
+// dumpDests fills e.Destinations (sorted) and e.Order with one
+// destination dump.
 func (c *nlConn) dumpDests(ctx context.Context, e *Entry) error {
 	err := c.dump(ctx, cmdGetDest, &e.Service.ServiceKey, func(b []byte) error {
 		var perr error
@@ -644,6 +645,7 @@ func (c *nlConn) dumpDests(ctx context.Context, e *Entry) error {
 	if err != nil {
 		return fmt.Errorf("destinations of %s: %w", e.Service.ServiceKey, err)
 	}
+	e.Order = OrderOf(e.Service.Scheduler, e.Destinations) // the dump walks the list
 	SortDestinations(e.Destinations)
 	return nil
 }

@@ -57,6 +57,8 @@ func merge(svcs []Entry, procs []procService) ([]Entry, []ServiceKey) {
 			continue
 		}
 		svcs[i].Destinations = procs[at].dests
+		// /proc lists each service's destinations in list order.
+		svcs[i].Order = OrderOf(svcs[i].Service.Scheduler, svcs[i].Destinations)
 		if !slices.IsSortedFunc(svcs[i].Destinations, CompareDests) {
 			SortDestinations(svcs[i].Destinations)
 		}

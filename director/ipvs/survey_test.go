@@ -2,6 +2,7 @@ package ipvs
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -62,6 +63,21 @@ func TestParseProc(t *testing.T) {
 	}
 	if d := entries[0].Destinations; len(d) != 2 || d[0].Address != v4("10.2.0.1") {
 		t.Errorf("merged destinations %v, want both, sorted", d)
+	}
+	if entries[0].Order != nil {
+		t.Errorf("rr service with an order %v", entries[0].Order)
+	}
+
+	// An mh service keeps /proc's list order (head first) in Order.
+	got = parseProc([]byte(procSample))
+	mh := []Entry{{Service: Service{ServiceKey: want[0].key, Scheduler: "mh"}}}
+	entries, _ = merge(mh, got)
+	wantOrder := []netip.AddrPort{netip.MustParseAddrPort("10.2.0.2:10000"), netip.MustParseAddrPort("10.2.0.1:10000")}
+	if !slices.Equal(entries[0].Order, wantOrder) {
+		t.Errorf("mh order %v, want %v", entries[0].Order, wantOrder)
+	}
+	if d := entries[0].Destinations; len(d) != 2 || d[0].Address != v4("10.2.0.1") {
+		t.Errorf("merged mh destinations %v, want both, sorted", d)
 	}
 }
 

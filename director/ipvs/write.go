@@ -36,18 +36,25 @@ func (k WriteKind) String() string {
 
 // Write is one table change: Service is complete for service adds and
 // updates, only its key matters otherwise; Dest is set for destination
-// changes. WasService and WasDest hold an update's previous values, for
-// messages only: the kernel never sees them.
+// changes. WasService, WasDest and Reorder are for messages only: the
+// kernel never sees them.
 type Write struct {
 	Kind       WriteKind
 	Service    Service
 	Dest       Destination
-	WasService Service
+	WasService Service // an update's previous settings
 	WasDest    Destination
+	// Reorder marks the delete and the re-add of a destination that is
+	// moved in its service's kernel list (see ListOrdered).
+	Reorder bool
 }
 
 // String is one human-readable line, as `director plan` prints it.
 func (w Write) String() string {
+	if w.Reorder {
+		w.Reorder = false
+		return w.String() + " (to reorder the list)"
+	}
 	k := w.Service.ServiceKey
 	switch w.Kind {
 	case WriteAddService:

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/golvs/golvs/director/ipvs"
@@ -20,6 +21,14 @@ const OpDump = "dump"
 type service struct {
 	svc   ipvs.Service
 	dests map[netip.AddrPort]ipvs.Destination
+	// order is the kernel's destination list, head first: an add goes
+	// to the head (list_add_rcu in __ip_vs_update_dest), an edit keeps
+	// its place, a delete unlinks.
+	order []netip.AddrPort
+	// trash holds deleted destinations that still had connections: the
+	// kernel keeps them (ip_vs_trash_put_dest) and an add of the same
+	// address revives them with their connections.
+	trash map[netip.AddrPort]ipvs.Destination
 }
 
 // Fake is an in-memory IPVS table. The zero value is an empty table.
@@ -122,7 +131,8 @@ func (f *Fake) SetConns(key ipvs.ServiceKey, dst netip.AddrPort, active, inactiv
 	return nil
 }
 
-// Dump returns every service and destination, sorted.
+// Dump returns every service and destination, sorted, with the list
+// order of ListOrdered services, as the kernel client does.
 func (f *Fake) Dump(ctx context.Context) ([]ipvs.Entry, error) {
 	err := f.begin(ctx, OpDump, ipvs.ServiceKey{}, nil)
 	defer f.mu.Unlock()
@@ -132,9 +142,10 @@ func (f *Fake) Dump(ctx context.Context) ([]ipvs.Entry, error) {
 	out := make([]ipvs.Entry, 0, len(f.svcs))
 	for _, s := range f.svcs {
 		e := ipvs.Entry{Service: s.svc, Destinations: make([]ipvs.Destination, 0, len(s.dests))}
-		for _, d := range s.dests {
-			e.Destinations = append(e.Destinations, d)
+		for _, k := range s.order {
+			e.Destinations = append(e.Destinations, s.dests[k])
 		}
+		e.Order = ipvs.OrderOf(s.svc.Scheduler, e.Destinations)
 		ipvs.SortDestinations(e.Destinations)
 		out = append(out, e)
 	}
@@ -338,7 +349,9 @@ func (f *Fake) AddDestination(ctx context.Context, k ipvs.ServiceKey, d ipvs.Des
 		if _, ok := s.dests[d.Key()]; ok {
 			err = unix.EEXIST
 		} else {
-			s.dests[d.Key()] = written(d, ipvs.Destination{})
+			s.dests[d.Key()] = written(d, s.trash[d.Key()])
+			delete(s.trash, d.Key())
+			s.order = append([]netip.AddrPort{d.Key()}, s.order...)
 		}
 	}
 	if err != nil {
@@ -367,10 +380,17 @@ func (f *Fake) DeleteDestination(ctx context.Context, k ipvs.ServiceKey, d ipvs.
 	s, err := f.destOp(ctx, ipvs.WriteDeleteDest, k, d, false)
 	defer f.mu.Unlock()
 	if err == nil {
-		if _, ok := s.dests[d.Key()]; !ok {
+		if old, ok := s.dests[d.Key()]; !ok {
 			err = unix.ENOENT
 		} else {
 			delete(s.dests, d.Key())
+			s.order = slices.DeleteFunc(s.order, func(k netip.AddrPort) bool { return k == d.Key() })
+			if old.ActiveConns+old.InactiveConns > 0 {
+				if s.trash == nil {
+					s.trash = make(map[netip.AddrPort]ipvs.Destination)
+				}
+				s.trash[d.Key()] = old
+			}
 		}
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/golvs/golvs/director/ipvs"
@@ -135,5 +136,72 @@ func TestWriteBatchInOrder(t *testing.T) {
 	}
 	if k.Writes() != 4 {
 		t.Errorf("writes = %d, want 4", k.Writes())
+	}
+}
+
+// The kernel's list order, as TestMHOrderCanonical saw it in the lab:
+// adds go to the head, edits keep the place, and a destination deleted
+// with connections and added again comes back with them.
+func TestListOrderLikeTheKernel(t *testing.T) {
+	ctx := context.Background()
+	f := New()
+	mh := svc
+	mh.Scheduler = "mh"
+	if err := f.AddService(ctx, mh); err != nil {
+		t.Fatal(err)
+	}
+	d3 := d2
+	d3.Address = netip.MustParseAddr("10.0.1.3")
+	order := func() []netip.AddrPort {
+		t.Helper()
+		es, err := f.Dump(ctx)
+		if err != nil || len(es) != 1 {
+			t.Fatalf("dump: %v %v", es, err)
+		}
+		if !slices.IsSortedFunc(es[0].Destinations, ipvs.CompareDests) {
+			t.Errorf("destinations not sorted: %v", es[0].Destinations)
+		}
+		return es[0].Order
+	}
+	for _, d := range []ipvs.Destination{d1, d3, d2} {
+		if err := f.AddDestination(ctx, key, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []netip.AddrPort{d2.Key(), d3.Key(), d1.Key()}
+	if got := order(); !slices.Equal(got, want) {
+		t.Errorf("after adds .1 .3 .2: order %v, want %v", got, want)
+	}
+	heavier := d1
+	heavier.Weight = 5
+	if err := f.UpdateDestination(ctx, key, heavier); err != nil {
+		t.Fatal(err)
+	}
+	if got := order(); !slices.Equal(got, want) {
+		t.Errorf("after an edit: order %v, want %v", got, want)
+	}
+	if err := f.SetConns(key, d1.Key(), 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.DeleteDestination(ctx, key, d1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddDestination(ctx, key, d1); err != nil {
+		t.Fatal(err)
+	}
+	want = []netip.AddrPort{d1.Key(), d2.Key(), d3.Key()}
+	if got := order(); !slices.Equal(got, want) {
+		t.Errorf("after .1 deleted and re-added: order %v, want %v", got, want)
+	}
+	es, _ := f.Dump(ctx)
+	if d := es[0].Destinations[0]; d.ActiveConns != 4 || d.InactiveConns != 1 {
+		t.Errorf("re-added .1 has connections %d/%d, want its 4/1 back", d.ActiveConns, d.InactiveConns)
+	}
+	// Only ListOrdered services report the order.
+	if err := f.UpdateService(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	if got := order(); got != nil {
+		t.Errorf("rr service: order %v, want none", got)
 	}
 }
