@@ -187,3 +187,20 @@ func TestHasVirtFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestNICArgs: no forward, no NIC; forwards listen on the host's loopback
+// only and land on the guest address, on a user network restricted so the
+// guest reaches nothing outside.
+func TestNICArgs(t *testing.T) {
+	if got := strings.Join(nicArgs(nil), " "); got != "-nic none" {
+		t.Errorf("no forwards: %q", got)
+	}
+	got := strings.Join(nicArgs([]Forward{{Host: 18080, Guest: 80}, {Host: 18081, Guest: 81}}), " ")
+	want := "-nic user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:18080-10.0.2.15:80,hostfwd=tcp:127.0.0.1:18081-10.0.2.15:81"
+	if got != want {
+		t.Errorf("forwards: %q, want %q", got, want)
+	}
+	if !needsVM(Options{HostForward: []Forward{{1, 2}}}) || needsVM(Options{}) {
+		t.Error("a forward must boot a guest, nothing else must")
+	}
+}

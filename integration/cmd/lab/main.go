@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,7 +42,7 @@ func main() {
 }
 
 func usage() error {
-	return errors.New("usage: lab prereqs | lab run [--timeout D] [--vm] [--cpus N] -- CMD ARGS... | lab test [--vm] [--run REGEXP] [--shards N] | lab demo [--vm] | lab bench [flags]")
+	return errors.New("usage: lab prereqs | lab run [--timeout D] [--vm] [--cpus N] [--forward HOST:GUEST] -- CMD ARGS... | lab test [--vm] [--run REGEXP] [--shards N] | lab demo [--vm] | lab bench [flags]")
 }
 
 func run(ctx context.Context, args []string) (int, error) {
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string) (int, error) {
 	runRE := fs.String("run", "", "test: only tests matching this regexp (go test -run)")
 	shards := fs.Int("shards", 2, "test: split the suite over this many guests booted side by side")
 	systemd := fs.Bool("systemd", false, "boot Debian's systemd as the guest's PID 1 and run the command as a unit")
+	var forwards forwardFlag
+	fs.Var(&forwards, "forward", "run: forward 127.0.0.1:HOST on this host to the guest's GUEST port (HOST:GUEST, repeatable)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2, err
 	}
@@ -68,7 +71,7 @@ func run(ctx context.Context, args []string) (int, error) {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	opts := lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log, Systemd: *systemd}
+	opts := lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log, Systemd: *systemd, HostForward: forwards}
 
 	switch args[0] {
 	case "prereqs":
@@ -92,6 +95,22 @@ func run(ctx context.Context, args []string) (int, error) {
 		return labDemo(ctx, log, opts)
 	}
 	return 2, usage()
+}
+
+// forwardFlag is --forward HOST:GUEST, repeatable.
+type forwardFlag []lab.Forward
+
+func (f *forwardFlag) String() string { return fmt.Sprint(*f) }
+
+func (f *forwardFlag) Set(v string) error {
+	h, g, ok := strings.Cut(v, ":")
+	hp, herr := strconv.Atoi(h)
+	gp, gerr := strconv.Atoi(g)
+	if !ok || herr != nil || gerr != nil || hp <= 0 || hp > 65535 || gp <= 0 || gp > 65535 {
+		return fmt.Errorf("want HOST:GUEST ports, got %q", v)
+	}
+	*f = append(*f, lab.Forward{Host: hp, Guest: gp})
+	return nil
 }
 
 // moduleRoot finds the directory holding go.mod, from the working directory up.
