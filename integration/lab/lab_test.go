@@ -38,7 +38,7 @@ func TestLoadOrder(t *testing.T) {
 	add("kernel/net/netfilter/ipvs/ip_vs.ko", "kernel/net/netfilter/nf_conntrack.ko", "kernel/lib/libcrc32c.ko")
 	add("kernel/net/netfilter/ipvs/ip_vs_rr.ko", "kernel/net/netfilter/ipvs/ip_vs.ko", "kernel/net/netfilter/nf_conntrack.ko", "kernel/lib/libcrc32c.ko")
 	add("kernel/net/netfilter/ipvs/ip_vs_wrr.ko", "kernel/net/netfilter/ipvs/ip_vs.ko", "kernel/net/netfilter/nf_conntrack.ko", "kernel/lib/libcrc32c.ko")
-	builtin := map[string]bool{"virtio_pci": true, "9pnet_virtio": true, "9p": true, "overlay": true, "veth": true, "bridge": true, "ipip": true}
+	builtin := map[string]bool{"virtio_pci": true, "virtio_net": true, "9pnet_virtio": true, "9p": true, "overlay": true, "veth": true, "bridge": true, "ipip": true}
 	got, err := loadOrder(deps, builtin)
 	if err != nil {
 		t.Fatal(err)
