@@ -141,6 +141,8 @@ func build(ctx context.Context, log *slog.Logger, root string) (string, error) {
 		{"go", "test", "-c", "-tags", "lab", "-o", filepath.Join(bin, "integration.test"), "./integration"},
 		// Package tests that need the lab kernel (ipip) are built with -tags lab.
 		{"go", "test", "-c", "-tags", "lab", "-o", filepath.Join(bin, "realserver-lab.test"), "./cmd/realserver"},
+		// The host half of the status page's browser test.
+		{"go", "test", "-c", "-tags", "browser", "-o", filepath.Join(bin, "browser.test"), "./integration"},
 	}
 	// The package the systemd tests install (bin/golvs_*.deb, one).
 	old, _ := filepath.Glob(filepath.Join(bin, "golvs_*.deb"))
@@ -166,6 +168,10 @@ func build(ctx context.Context, log *slog.Logger, root string) (string, error) {
 
 // systemdTests are the end-to-end tests that run under systemd as PID 1.
 var systemdTests = regexp.MustCompile(`^TestSystemd`)
+
+// browserGuest is the guest half of the status page's browser test: the
+// host half (browser.test) boots it, with ports forwarded to this host.
+const browserGuest = "TestStatusPageLabGuest"
 
 // labTest builds, then runs the end-to-end tests matching runRE (all when
 // empty) in guests: the suite is split over up to `shards` guests booted
@@ -199,10 +205,14 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 		return 1, fmt.Errorf("listing the end-to-end tests: %w", err)
 	}
 	var plain, sd []string
+	browser := false
 	for _, t := range listedTests(out) {
-		if systemdTests.MatchString(t) && !opts.Systemd {
+		switch {
+		case t == browserGuest:
+			browser = true
+		case systemdTests.MatchString(t) && !opts.Systemd:
 			sd = append(sd, t)
-		} else {
+		default:
 			plain = append(plain, t)
 		}
 	}
@@ -212,6 +222,9 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 	}
 	if runRE == "" {
 		jobs = append(jobs, jobTunMode)
+	}
+	if browser {
+		jobs = append(jobs, jobBrowser)
 	}
 	if len(jobs) == 0 {
 		return 1, fmt.Errorf("no end-to-end test matches %q", runRE)
@@ -267,11 +280,13 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 // tests. Both boots run even if the first fails.
 func runShard(ctx context.Context, log *slog.Logger, opts lab.Options, bin string, jobs []string) (int, error) {
 	var tests []string
-	tun, sd := false, false
+	tun, sd, browser := false, false, false
 	for _, j := range jobs {
 		switch j {
 		case jobTunMode:
 			tun = true
+		case jobBrowser:
+			browser = true
 		case jobSystemd:
 			sd = true
 		default:
@@ -308,5 +323,32 @@ func runShard(ctx context.Context, log *slog.Logger, opts lab.Options, bin strin
 			code, err = sdCode, sdErr
 		}
 	}
+	if browser {
+		log.Info("the status page in Chromium on this host, its director in a guest of its own")
+		bCode, bErr := runBrowser(ctx, opts, bin)
+		if err == nil && code == 0 {
+			code, err = bCode, bErr
+		}
+	}
 	return code, err
+}
+
+// runBrowser runs the host half of the status page's browser test, which
+// boots its guest itself (with forwarded ports) and drives Chromium here.
+func runBrowser(ctx context.Context, opts lab.Options, bin string) (int, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "browser.test"), "-test.v", "-test.timeout", "20m",
+		"-test.run", "^TestStatusPageLabChromium$")
+	cmd.Dir = opts.Dir
+	cmd.Env = append(os.Environ(), opts.Env...)
+	cmd.Stdout = opts.Stdout
+	if cmd.Stdout == nil {
+		cmd.Stdout = os.Stdout
+	}
+	cmd.Stderr = cmd.Stdout
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	return 0, err
 }
