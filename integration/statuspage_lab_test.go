@@ -79,9 +79,22 @@ func TestStatusPageLabGuest(t *testing.T) {
 			TimeoutMS: timeout.Milliseconds(), Fall: fall})
 	})
 	// Answers once the real server's process is gone, as a crash would
-	// leave it.
+	// leave it; 409 (ask again) while the kernel does not have it at
+	// weight 1, when a check of the loaded, emulated guest has just timed
+	// out: the page's figure must time the kill, not that.
 	mux.HandleFunc("POST /kill", func(rw http.ResponseWriter, r *http.Request) {
+		tab, err := w.read()
+		if err == nil {
+			err = destWeight(dead, 1)(tab)
+		}
+		if err != nil {
+			http.Error(rw, "not up in the kernel now: "+err.Error(), http.StatusConflict)
+			return
+		}
 		s := c.servers[2]
+		mu.Lock()
+		killed = time.Now()
+		mu.Unlock()
 		if err := s.Signal(syscall.SIGKILL); err != nil {
 			http.Error(rw, err.Error(), http.StatusInternalServerError)
 			return
@@ -92,9 +105,6 @@ func TestStatusPageLabGuest(t *testing.T) {
 			http.Error(rw, "the real server did not die", http.StatusInternalServerError)
 			return
 		}
-		mu.Lock()
-		killed = time.Now()
-		mu.Unlock()
 		fmt.Fprintln(rw, "killed", dead)
 	})
 	mux.HandleFunc("POST /done", func(rw http.ResponseWriter, _ *http.Request) {
@@ -120,7 +130,8 @@ func TestStatusPageLabGuest(t *testing.T) {
 	if at.IsZero() {
 		t.Fatal("the host half never killed the real server")
 	}
-	// The kernel's side of the same event, for reading the host's figure.
+	// The kernel's side of the same event (from the signal), for reading
+	// the host's figure.
 	down := w.first(at, 20*eventuallyScale, dead+" weight 0", destWeight(dead, 0))
 	t.Logf("kernel: weight 0 seen %s after the kill (check bound %s)", durMS(down.Sub(at)), interval*fall+timeout)
 }

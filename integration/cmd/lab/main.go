@@ -2,8 +2,10 @@
 // kernel with IPVS, running the host's userspace (see integration/README.md).
 //
 //	lab prereqs                            install what the lab and the tests need
-//	lab run [--timeout D] -- CMD ARGS...   run one command in the guest as root
+//	lab run [--timeout D] [--forward H:G] -- CMD ARGS...
+//	                                       run one command in the guest as root
 //	lab test [--run REGEXP] [--shards N]   build, then run the e2e suite in guests side by side
+//	                                       (and the status page in Chromium on this host)
 //	lab demo                               a DR topology with a short report
 package main
 

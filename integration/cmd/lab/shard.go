@@ -54,7 +54,7 @@ const (
 var jobWeights = map[string]time.Duration{
 	jobSystemd: 170 * time.Second, // its boot and 140s of tests
 	jobTunMode: 5 * time.Second,
-	jobBrowser: 90 * time.Second, // its own boot, Chromium, the test
+	jobBrowser: 120 * time.Second, // its own boot, Chromium, the test
 }
 
 func weight(name string) time.Duration {
