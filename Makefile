@@ -30,7 +30,7 @@ deb: go-check
 	$(GO) run ./packaging/cmd/mkdeb -o $(BIN)
 
 # gofmt from the toolchain go.mod selects, so that CI and editors agree;
-# go vet of every file, the lab- and bench-tagged ones too; staticcheck;
+# go vet of every file, the lab-, bench- and browser-tagged ones too; staticcheck;
 # and the portable packages (config, IPVS types, VRRP codec and state
 # machine, status) built for another OS, so Linux-only code stays marked.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -39,7 +39,7 @@ vet: go-check
 	@bad=$$($(GO) run cmd/gofmt -l $$(git ls-files '*.go')); \
 	  [ -z "$$bad" ] || { echo "error: not gofmt-ed (make fmt): $$bad"; exit 1; }
 	$(GO) vet ./...
-	$(GO) vet -tags 'lab bench' ./...
+	$(GO) vet -tags 'lab bench browser' ./...
 	$(GO) run $(STATICCHECK) ./...
 	GOOS=darwin $(GO) build $(PORTABLE)
 
@@ -57,7 +57,7 @@ unit: vet prereqs
 	$(GO) test -count=1 ./...
 	# The status page in a real headless Chromium (Debian's, installed by
 	# prereqs), on the host: Chromium under the lab's emulation is too slow
-	# to time.
+	# to time. (lab-test opens a real lab director's page the same way.)
 	$(GO) test -count=1 -tags browser -run '^TestPageInChromium$$' ./director/metrics
 
 lab-test: build

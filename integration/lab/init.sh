@@ -43,6 +43,11 @@ cp /golvs/spec.sh /newroot/run/golvs/spec.sh
 mount --bind /lib/modules/$KVER /newroot/lib/modules/$KVER
 hostname golvs-lab
 ip link set lo up 2>/dev/null
+# Forwarded ports (Options.HostForward): the user-network NIC, QEMU's
+# default guest address; nothing else is routed.
+if [ -n "$NET_ADDR" ]; then
+	ip addr add "$NET_ADDR" dev eth0 && ip link set eth0 up || fail "cannot bring up eth0 for the forwarded ports"
+fi
 
 if [ "$SYSTEMD" = 1 ]; then
 	# Debian's systemd as PID 1 of the host root: it boots only what the

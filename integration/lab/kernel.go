@@ -38,6 +38,7 @@ var bootModules = []struct {
 	{"libcrc32c", false},
 	{"virtio_pci", true},
 	{"virtio_rng", false},
+	{"virtio_net", true}, // Options.HostForward's NIC
 	{"9pnet_virtio", true},
 	{"9p", true},
 	{"overlay", true},
@@ -68,6 +69,16 @@ var bootModules = []struct {
 	{"tun", false},
 	{"dummy", false},
 	{"sctp", false},
+}
+
+// wantedModules names bootModules, one a line: a cached image built for
+// another list is rebuilt, so a module added here reaches every cache.
+func wantedModules() string {
+	var b strings.Builder
+	for _, m := range bootModules {
+		b.WriteString(m.name + "\n")
+	}
+	return b.String()
 }
 
 // DefaultCacheDir is $GOLVS_LAB_CACHE, or ~/.cache/golvs/kernel.
@@ -163,6 +174,13 @@ func loadImage(dir, version string) (Image, error) {
 		Kernel:  filepath.Join(dir, "vmlinuz"),
 		Initrd:  filepath.Join(dir, "initrd.gz"),
 	}
+	want, err := os.ReadFile(filepath.Join(dir, "modules.want"))
+	if err != nil {
+		return Image{}, err
+	}
+	if string(want) != wantedModules() {
+		return Image{}, fmt.Errorf("%s was built for another module list", dir)
+	}
 	mods, err := os.ReadFile(filepath.Join(dir, "modules.load"))
 	if err != nil {
 		return Image{}, err
@@ -241,6 +259,9 @@ func buildImage(ctx context.Context, log *slog.Logger, pkg, version, dir string)
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(out, "modules.load"), []byte(strings.Join(load, "\n")+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "modules.want"), []byte(wantedModules()), 0o644); err != nil {
 		return err
 	}
 	_ = os.RemoveAll(dir) // a half-built earlier attempt

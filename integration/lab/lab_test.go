@@ -38,7 +38,7 @@ func TestLoadOrder(t *testing.T) {
 	add("kernel/net/netfilter/ipvs/ip_vs.ko", "kernel/net/netfilter/nf_conntrack.ko", "kernel/lib/libcrc32c.ko")
 	add("kernel/net/netfilter/ipvs/ip_vs_rr.ko", "kernel/net/netfilter/ipvs/ip_vs.ko", "kernel/net/netfilter/nf_conntrack.ko", "kernel/lib/libcrc32c.ko")
 	add("kernel/net/netfilter/ipvs/ip_vs_wrr.ko", "kernel/net/netfilter/ipvs/ip_vs.ko", "kernel/net/netfilter/nf_conntrack.ko", "kernel/lib/libcrc32c.ko")
-	builtin := map[string]bool{"virtio_pci": true, "9pnet_virtio": true, "9p": true, "overlay": true, "veth": true, "bridge": true, "ipip": true}
+	builtin := map[string]bool{"virtio_pci": true, "virtio_net": true, "9pnet_virtio": true, "9p": true, "overlay": true, "veth": true, "bridge": true, "ipip": true}
 	got, err := loadOrder(deps, builtin)
 	if err != nil {
 		t.Fatal(err)
@@ -185,5 +185,22 @@ func TestHasVirtFlag(t *testing.T) {
 		if got := hasVirtFlag(tc.cpuinfo); got != tc.want {
 			t.Errorf("hasVirtFlag(%q) = %v, want %v", tc.cpuinfo, got, tc.want)
 		}
+	}
+}
+
+// TestNICArgs: no forward, no NIC; forwards listen on the host's loopback
+// only and land on the guest address, on a user network restricted so the
+// guest reaches nothing outside.
+func TestNICArgs(t *testing.T) {
+	if got := strings.Join(nicArgs(nil), " "); got != "-nic none" {
+		t.Errorf("no forwards: %q", got)
+	}
+	got := strings.Join(nicArgs([]Forward{{Host: 18080, Guest: 80}, {Host: 18081, Guest: 81}}), " ")
+	want := "-nic user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:18080-10.0.2.15:80,hostfwd=tcp:127.0.0.1:18081-10.0.2.15:81"
+	if got != want {
+		t.Errorf("forwards: %q, want %q", got, want)
+	}
+	if !needsVM(Options{HostForward: []Forward{{1, 2}}}) || needsVM(Options{}) {
+		t.Error("a forward must boot a guest, nothing else must")
 	}
 }

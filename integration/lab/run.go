@@ -51,10 +51,42 @@ type Options struct {
 	MemoryMB int
 	Log      *slog.Logger
 
+	// HostForward makes guest TCP ports reachable from the host's
+	// loopback: the guest gets a NIC on QEMU's user network, restricted so
+	// it can reach nothing outside, at GuestAddr, and a host connection to
+	// 127.0.0.1:Host arrives at GuestAddr:Guest. It always boots a guest.
+	HostForward []Forward
+
 	// Image is a kernel Prepare resolved: Run then neither checks the
 	// prerequisites nor looks the kernel up again, so that guests booted
 	// side by side do not build the cache side by side.
 	Image *Image
+}
+
+// Forward is one TCP port forwarded from the host's loopback into the guest.
+type Forward struct{ Host, Guest int }
+
+// GuestAddr is the guest's address on QEMU's user network (its default),
+// where forwarded connections arrive.
+const GuestAddr = "10.0.2.15"
+
+// needsVM reports whether opts can only run in a guest.
+func needsVM(opts Options) bool {
+	return opts.ForceVM || opts.Systemd || len(opts.HostForward) > 0
+}
+
+// nicArgs is QEMU's network for opts: none, or a user network that only
+// carries the forwarded ports (restrict=on: the guest reaches nothing
+// outside, not even the host; the forwards listen on loopback only).
+func nicArgs(fwd []Forward) []string {
+	if len(fwd) == 0 {
+		return []string{"-nic", "none"}
+	}
+	nic := "user,model=virtio-net-pci,restrict=on"
+	for _, f := range fwd {
+		nic += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s:%d", f.Host, GuestAddr, f.Guest)
+	}
+	return []string{"-nic", nic}
 }
 
 // Prepare installs the prerequisites and resolves the kernel once, for
@@ -63,7 +95,7 @@ func Prepare(ctx context.Context, opts Options) (Options, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	if !opts.ForceVM && !opts.Systemd && Native(ctx) {
+	if !needsVM(opts) && Native(ctx) {
 		return opts, nil
 	}
 	if err := EnsurePrereqs(ctx, opts.Log); err != nil {
@@ -130,7 +162,7 @@ func Run(ctx context.Context, opts Options) (int, error) {
 	if opts.Image != nil {
 		return runVM(ctx, *opts.Image, opts)
 	}
-	if !opts.ForceVM && !opts.Systemd && Native(ctx) {
+	if !needsVM(opts) && Native(ctx) {
 		opts.Log.Info("host kernel has IPVS: running natively")
 		return runNative(ctx, opts)
 	}
@@ -243,6 +275,9 @@ func runInitrd(img Image, opts Options, nonce string) ([]byte, error) {
 	if opts.Systemd {
 		env += "SYSTEMD=1\n"
 	}
+	if len(opts.HostForward) > 0 {
+		env += "NET_ADDR=" + GuestAddr + "/24\n"
+	}
 	err := errors.Join(
 		c.Dir("golvs"),
 		c.File("init", 0o755, initScript),
@@ -298,13 +333,13 @@ func runVM(ctx context.Context, img Image, opts Options) (int, error) {
 		"-m", strconv.Itoa(mem),
 		"-smp", strconv.Itoa(cpus),
 		"-nographic", "-no-reboot",
-		"-nic", "none", // nothing leaves the machine
 		"-device", "virtio-rng-pci", // so getrandom does not wait for entropy
 		"-kernel", img.Kernel,
 		"-initrd", initrd,
 		"-append", "console=ttyS0 quiet loglevel=1 panic=-1",
 		"-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
 	}
+	args = append(args, nicArgs(opts.HostForward)...) // nothing leaves the machine
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	cmd.Stdin = nil // /dev/null: CI has no terminal
 	out, err := cmd.StdoutPipe()

@@ -2,8 +2,10 @@
 // kernel with IPVS, running the host's userspace (see integration/README.md).
 //
 //	lab prereqs                            install what the lab and the tests need
-//	lab run [--timeout D] -- CMD ARGS...   run one command in the guest as root
+//	lab run [--timeout D] [--forward H:G] -- CMD ARGS...
+//	                                       run one command in the guest as root
 //	lab test [--run REGEXP] [--shards N]   build, then run the e2e suite in guests side by side
+//	                                       (and the status page in Chromium on this host)
 //	lab demo                               a DR topology with a short report
 package main
 
@@ -19,6 +21,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,7 +44,7 @@ func main() {
 }
 
 func usage() error {
-	return errors.New("usage: lab prereqs | lab run [--timeout D] [--vm] [--cpus N] -- CMD ARGS... | lab test [--vm] [--run REGEXP] [--shards N] | lab demo [--vm] | lab bench [flags]")
+	return errors.New("usage: lab prereqs | lab run [--timeout D] [--vm] [--cpus N] [--forward HOST:GUEST] -- CMD ARGS... | lab test [--vm] [--run REGEXP] [--shards N] | lab demo [--vm] | lab bench [flags]")
 }
 
 func run(ctx context.Context, args []string) (int, error) {
@@ -60,6 +63,8 @@ func run(ctx context.Context, args []string) (int, error) {
 	runRE := fs.String("run", "", "test: only tests matching this regexp (go test -run)")
 	shards := fs.Int("shards", 2, "test: split the suite over this many guests booted side by side")
 	systemd := fs.Bool("systemd", false, "boot Debian's systemd as the guest's PID 1 and run the command as a unit")
+	var forwards forwardFlag
+	fs.Var(&forwards, "forward", "run: forward 127.0.0.1:HOST on this host to the guest's GUEST port (HOST:GUEST, repeatable)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2, err
 	}
@@ -68,7 +73,7 @@ func run(ctx context.Context, args []string) (int, error) {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	opts := lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log, Systemd: *systemd}
+	opts := lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log, Systemd: *systemd, HostForward: forwards}
 
 	switch args[0] {
 	case "prereqs":
@@ -92,6 +97,22 @@ func run(ctx context.Context, args []string) (int, error) {
 		return labDemo(ctx, log, opts)
 	}
 	return 2, usage()
+}
+
+// forwardFlag is --forward HOST:GUEST, repeatable.
+type forwardFlag []lab.Forward
+
+func (f *forwardFlag) String() string { return fmt.Sprint(*f) }
+
+func (f *forwardFlag) Set(v string) error {
+	h, g, ok := strings.Cut(v, ":")
+	hp, herr := strconv.Atoi(h)
+	gp, gerr := strconv.Atoi(g)
+	if !ok || herr != nil || gerr != nil || hp <= 0 || hp > 65535 || gp <= 0 || gp > 65535 {
+		return fmt.Errorf("want HOST:GUEST ports, got %q", v)
+	}
+	*f = append(*f, lab.Forward{Host: hp, Guest: gp})
+	return nil
 }
 
 // moduleRoot finds the directory holding go.mod, from the working directory up.
@@ -122,6 +143,8 @@ func build(ctx context.Context, log *slog.Logger, root string) (string, error) {
 		{"go", "test", "-c", "-tags", "lab", "-o", filepath.Join(bin, "integration.test"), "./integration"},
 		// Package tests that need the lab kernel (ipip) are built with -tags lab.
 		{"go", "test", "-c", "-tags", "lab", "-o", filepath.Join(bin, "realserver-lab.test"), "./cmd/realserver"},
+		// The host half of the status page's browser test.
+		{"go", "test", "-c", "-tags", "browser", "-o", filepath.Join(bin, "browser.test"), "./integration"},
 	}
 	// The package the systemd tests install (bin/golvs_*.deb, one).
 	old, _ := filepath.Glob(filepath.Join(bin, "golvs_*.deb"))
@@ -147,6 +170,10 @@ func build(ctx context.Context, log *slog.Logger, root string) (string, error) {
 
 // systemdTests are the end-to-end tests that run under systemd as PID 1.
 var systemdTests = regexp.MustCompile(`^TestSystemd`)
+
+// browserGuest is the guest half of the status page's browser test: the
+// host half (browser.test) boots it, with ports forwarded to this host.
+const browserGuest = "TestStatusPageLabGuest"
 
 // labTest builds, then runs the end-to-end tests matching runRE (all when
 // empty) in guests: the suite is split over up to `shards` guests booted
@@ -180,10 +207,14 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 		return 1, fmt.Errorf("listing the end-to-end tests: %w", err)
 	}
 	var plain, sd []string
+	browser := false
 	for _, t := range listedTests(out) {
-		if systemdTests.MatchString(t) && !opts.Systemd {
+		switch {
+		case t == browserGuest:
+			browser = true
+		case systemdTests.MatchString(t) && !opts.Systemd:
 			sd = append(sd, t)
-		} else {
+		default:
 			plain = append(plain, t)
 		}
 	}
@@ -193,6 +224,9 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 	}
 	if runRE == "" {
 		jobs = append(jobs, jobTunMode)
+	}
+	if browser {
+		jobs = append(jobs, jobBrowser)
 	}
 	if len(jobs) == 0 {
 		return 1, fmt.Errorf("no end-to-end test matches %q", runRE)
@@ -248,11 +282,13 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 // tests. Both boots run even if the first fails.
 func runShard(ctx context.Context, log *slog.Logger, opts lab.Options, bin string, jobs []string) (int, error) {
 	var tests []string
-	tun, sd := false, false
+	tun, sd, browser := false, false, false
 	for _, j := range jobs {
 		switch j {
 		case jobTunMode:
 			tun = true
+		case jobBrowser:
+			browser = true
 		case jobSystemd:
 			sd = true
 		default:
@@ -289,5 +325,32 @@ func runShard(ctx context.Context, log *slog.Logger, opts lab.Options, bin strin
 			code, err = sdCode, sdErr
 		}
 	}
+	if browser {
+		log.Info("the status page in Chromium on this host, its director in a guest of its own")
+		bCode, bErr := runBrowser(ctx, opts, bin)
+		if err == nil && code == 0 {
+			code, err = bCode, bErr
+		}
+	}
 	return code, err
+}
+
+// runBrowser runs the host half of the status page's browser test, which
+// boots its guest itself (with forwarded ports) and drives Chromium here.
+func runBrowser(ctx context.Context, opts lab.Options, bin string) (int, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "browser.test"), "-test.v", "-test.timeout", "20m",
+		"-test.run", "^TestStatusPageLabChromium$")
+	cmd.Dir = opts.Dir
+	cmd.Env = append(os.Environ(), opts.Env...)
+	cmd.Stdout = opts.Stdout
+	if cmd.Stdout == nil {
+		cmd.Stdout = os.Stdout
+	}
+	cmd.Stderr = cmd.Stdout
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	return 0, err
 }

@@ -54,11 +54,15 @@ const defaultWeight = 10 * time.Second
 const (
 	jobSystemd = "<systemd guest>"          // a second boot, systemd as PID 1
 	jobTunMode = "<realserver TestTunMode>" // cmd/realserver's lab test
+	// The status page in Chromium on this host against a director in its
+	// own guest (integration/statuspage_browser_test.go).
+	jobBrowser = "<status page in Chromium>"
 )
 
 var jobWeights = map[string]time.Duration{
 	jobSystemd: 160 * time.Second, // its boot and 140s of tests
 	jobTunMode: 5 * time.Second,
+	jobBrowser: 120 * time.Second, // its own boot, Chromium, the test
 }
 
 func weight(name string) time.Duration {
