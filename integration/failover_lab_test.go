@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,12 +39,17 @@ type failoverLab struct {
 	backup   *labnet.Host
 	interval time.Duration // advert interval of every node
 	key      string        // auth key file, "" = plain adverts
+	// vip is the address the pair shares and vipBackends the real
+	// servers' addresses of its family: vip and the IPv4 ones, or vip6
+	// and the IPv6 ones (newFailoverLab6).
+	vip         string
+	vipBackends []string
 }
 
 func newFailoverLab(t *testing.T, interval time.Duration, withKey bool) *failoverLab {
 	t.Helper()
 	c := newCluster(t, "dr")
-	fl := &failoverLab{cluster: c, interval: interval}
+	fl := &failoverLab{cluster: c, interval: interval, vip: vip, vipBackends: c.rsAddrs}
 	fl.backup = c.lab.Host("dir2", nil)
 	fl.backup.Attach(c.lanSegment(), backupIP+"/24")
 	if withKey {
@@ -83,7 +89,47 @@ func (n *node) String() string {
 // system); the priority comes from --priority, as in production.
 func (fl *failoverLab) ours(h *labnet.Host, prio int) *node {
 	fl.t.Helper()
-	return fl.oursWith(h, prio, "", fl.service("web", "tcp", 80, "dr", "rr"))
+	return fl.oursWith(h, prio, "", fl.webService())
+}
+
+// webService is the pair's dr rr service on port 80 of fl.vip.
+func (fl *failoverLab) webService() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[[service]]\nname = \"web\"\naddress = %q\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforwarding = \"dr\"\n\n", fl.vip)
+	for _, a := range fl.vipBackends {
+		fmt.Fprintf(&b, "[[service.backend]]\naddress = %q\nport = 80\nweight = 1\n\n", a)
+	}
+	return b.String()
+}
+
+// v6 tells an IPv6 pair.
+func (fl *failoverLab) v6() bool { return strings.Contains(fl.vip, ":") }
+
+// vipPort is "192.0.2.100:80" or "[2001:db8::100]:80", as ipvsadm writes it.
+func (fl *failoverLab) vipPort() string { return net.JoinHostPort(fl.vip, "80") }
+
+func (fl *failoverLab) url() string { return "http://" + fl.vipPort() + "/" }
+
+// vipOn checks whether h holds the pair's VIP on eth0 (`ip addr`).
+func (fl *failoverLab) vipOn(h *labnet.Host, want bool) error {
+	fam := "-4"
+	if fl.v6() {
+		fam = "-6"
+	}
+	out, err := h.Exec("ip", fam, "addr", "show", "dev", "eth0")
+	if err != nil {
+		return err
+	}
+	if got := strings.Contains(out, " "+fl.vip+"/"); got != want {
+		return fmt.Errorf("%s: VIP %s on eth0 = %v, want %v", h.Name, fl.vip, got, want)
+	}
+	return nil
+}
+
+// neighbour is the client's neighbour (ARP or NDP) entry for the VIP.
+func (fl *failoverLab) neighbour() string {
+	mac, _ := fl.client.Neighbour(fl.vip)
+	return mac
 }
 
 // oursWith is ours with more [failover] keys and its own services.
@@ -126,6 +172,10 @@ func (fl *failoverLab) keepalived(h *labnet.Host, prio int) *node {
 	fl.t.Helper()
 	n := &node{fl: fl, h: h, keepalived: true, prio: prio, dir: fl.t.TempDir()}
 	n.log = filepath.Join(n.dir, "keepalived.log")
+	plen := "/32"
+	if fl.v6() {
+		plen = "/128"
+	}
 	n.conf = labnet.TempFile(fl.t, n.dir, "keepalived.conf", fmt.Sprintf(`global_defs {
   vrrp_version 3
   router_id %s
@@ -137,14 +187,14 @@ vrrp_instance VI_1 {
   priority %d
   advert_int %g
   virtual_ipaddress {
-    %s/32 dev eth0
+    %s%s dev eth0
   }
 }
-`, h.Name, failoverVRID, prio, fl.interval.Seconds(), vip))
+`, h.Name, failoverVRID, prio, fl.interval.Seconds(), fl.vip, plen))
 	h.MustExec("ipvsadm", "-C")
-	h.MustExec("ipvsadm", "-A", "-t", vip+":80", "-s", "rr")
-	for _, a := range fl.rsAddrs {
-		h.MustExec("ipvsadm", "-a", "-t", vip+":80", "-r", a+":80", "-g", "-w", "1")
+	h.MustExec("ipvsadm", "-A", "-t", fl.vipPort(), "-s", "rr")
+	for _, a := range fl.vipBackends {
+		h.MustExec("ipvsadm", "-a", "-t", fl.vipPort(), "-r", net.JoinHostPort(a, "80"), "-g", "-w", "1")
 	}
 	fl.t.Cleanup(func() {
 		if fl.t.Failed() {
@@ -174,11 +224,11 @@ func (n *node) start() {
 			t.Logf("%s output:\n%s", n, p.Output())
 		}
 	})
-	v := vip
+	v := n.fl.vip
 	if n.vip != "" {
 		v = n.vip
 	}
-	ready := hasBackends(3, "TCP "+v+":80")
+	ready := hasBackends(3, "TCP "+net.JoinHostPort(v, "80"))
 	eventually(t, 30*time.Second, n.String()+" programs IPVS", func() error {
 		if done, err := p.Exited(); done {
 			t.Fatalf("%s exited: %v\n%s", n, err, p.Output())
@@ -198,13 +248,12 @@ func (n *node) status() string {
 
 // isBackup checks the node settled as backup following master.
 func (n *node) isBackup(master string) error {
-	if err := hasVIP(n.h, false); err != nil {
+	if err := n.fl.vipOn(n.h, false); err != nil {
 		return err
 	}
 	if n.keepalived {
-		b, _ := os.ReadFile(n.log)
-		if !strings.Contains(string(b), "Entering BACKUP STATE") {
-			return fmt.Errorf("%s has not entered BACKUP", n)
+		if s := n.keepalivedState(); s != "BACKUP" {
+			return fmt.Errorf("%s: last state in its log is %q, want BACKUP", n, s)
 		}
 		return nil
 	}
@@ -213,6 +262,18 @@ func (n *node) isBackup(master string) error {
 		return fmt.Errorf("%s status is not backup of %s: %s", n, master, firstLine(st))
 	}
 	return nil
+}
+
+var keepalivedStates = regexp.MustCompile(`Entering (\w+) STATE`)
+
+// keepalivedState is the last state keepalived's log says it entered.
+func (n *node) keepalivedState() string {
+	b, _ := os.ReadFile(n.log)
+	m := keepalivedStates.FindAllStringSubmatch(string(b), -1)
+	if m == nil {
+		return ""
+	}
+	return m[len(m)-1][1]
 }
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
@@ -246,7 +307,7 @@ func masterDown(interval time.Duration, prio int) time.Duration {
 func (fl *failoverLab) establish(master, backup *node) {
 	fl.t.Helper()
 	master.start()
-	eventually(fl.t, 20*eventuallyScale, master.String()+" holds the VIP", func() error { return hasVIP(master.h, true) })
+	eventually(fl.t, 20*eventuallyScale, master.String()+" holds the VIP", func() error { return fl.vipOn(master.h, true) })
 	backup.start()
 	eventually(fl.t, 20*eventuallyScale, backup.String()+" settles as backup", func() error {
 		return backup.isBackup(masterAddr(master))
@@ -254,15 +315,22 @@ func (fl *failoverLab) establish(master, backup *node) {
 	// Once the backup's own master-down interval has passed it must still be
 	// backup: it hears and accepts the master's adverts.
 	holds(fl.t, masterDown(fl.interval, backup.prio)+fl.interval, "backup stays backup", func() error {
-		return firstErr(hasVIP(backup.h, false), hasVIP(master.h, true))
+		return firstErr(fl.vipOn(backup.h, false), fl.vipOn(master.h, true))
 	})
 	fl.assertServed(30)
 	fl.assertARP(master)
 }
 
+// masterAddr is the source of n's adverts: its LAN address, or its
+// link-local address in an IPv6 pair.
 func masterAddr(n *node) string {
 	out := n.h.MustExec("ip", "-4", "-o", "addr", "show", "dev", "eth0")
-	m := regexp.MustCompile(`inet (192\.0\.2\.\d+)/24`).FindStringSubmatch(out)
+	re := regexp.MustCompile(`inet (192\.0\.2\.\d+)/24`)
+	if n.fl.v6() {
+		out = n.h.MustExec("ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link")
+		re = regexp.MustCompile(`inet6 (fe80::[0-9a-f:]+)/64`)
+	}
+	m := re.FindStringSubmatch(out)
 	if m == nil {
 		n.fl.t.Fatalf("%s has no LAN address: %s", n, out)
 	}
@@ -295,7 +363,7 @@ func holds(t *testing.T, d time.Duration, what string, cond func() error) {
 // reuses one's source port goes to the same real server.)
 func (fl *failoverLab) assertServed(n int) {
 	fl.t.Helper()
-	r := fl.requests("http://"+vip+"/", n)
+	r := fl.requests(fl.url(), n)
 	if r.Failures != 0 {
 		fl.t.Errorf("%d of %d requests failed: %v", r.Failures, n, r.Errors)
 	}
@@ -309,8 +377,8 @@ func (fl *failoverLab) assertServed(n int) {
 // assertARP checks the client's neighbour entry for the VIP is n's MAC.
 func (fl *failoverLab) assertARP(n *node) {
 	fl.t.Helper()
-	if got, want := mustNeighbour(fl.client), n.h.MAC("eth0"); got != want {
-		fl.t.Errorf("client's ARP entry for the VIP = %q, want %s's MAC %s", got, n, want)
+	if got, want := fl.neighbour(), n.h.MAC("eth0"); got != want {
+		fl.t.Errorf("client's neighbour entry for the VIP = %q, want %s's MAC %s", got, n, want)
 	}
 }
 
@@ -318,7 +386,7 @@ func (fl *failoverLab) eventuallyARP(n *node) {
 	fl.t.Helper()
 	want := n.h.MAC("eth0")
 	eventually(fl.t, 20*eventuallyScale, "client's ARP entry moves to "+n.String(), func() error {
-		if got := mustNeighbour(fl.client); got != want {
+		if got := fl.neighbour(); got != want {
 			return fmt.Errorf("client's entry for the VIP = %s, want %s", got, want)
 		}
 		return nil
@@ -327,16 +395,18 @@ func (fl *failoverLab) eventuallyARP(n *node) {
 
 // foPollResult is labhost poll's JSON (the fields these tests read).
 type foPollResult struct {
-	Total           int   `json:"total"`
-	Failures        int   `json:"failures"`
-	LongestOutageMS int64 `json:"longest_outage_ms"`
+	Total           int      `json:"total"`
+	Failures        int      `json:"failures"`
+	LongestOutageMS int64    `json:"longest_outage_ms"`
+	FailedAtMS      []int64  `json:"failed_at_ms"`
+	Errors          []string `json:"errors"`
 }
 
 // startPoll polls the VIP every 50ms for d; it returns after the first
 // answer.
 func (fl *failoverLab) startPoll(d, timeout time.Duration) *labnet.Proc {
 	fl.t.Helper()
-	return fl.client.Start("ready", bin(fl.t, "labhost"), "poll", "--url", "http://"+vip+"/",
+	return fl.client.Start("ready", bin(fl.t, "labhost"), "poll", "--url", fl.url(),
 		"--interval", pollEvery.String(), "--duration", d.String(), "--timeout", timeout.String())
 }
 
@@ -378,7 +448,7 @@ func (fl *failoverLab) failoverPoll(master, backup *node, timeout time.Duration,
 		beforeCrash()
 	}
 	master.crash()
-	eventually(fl.t, 20*eventuallyScale, backup.String()+" takes the VIP", func() error { return hasVIP(backup.h, true) })
+	eventually(fl.t, 20*eventuallyScale, backup.String()+" takes the VIP", func() error { return fl.vipOn(backup.h, true) })
 	fl.eventuallyARP(backup)
 	res := waitFoPoll(fl.t, poll)
 	outage := time.Duration(res.LongestOutageMS) * time.Millisecond

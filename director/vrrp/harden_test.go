@@ -233,3 +233,40 @@ func TestStalledBackupWaitsOneMoreInterval(t *testing.T) {
 		})
 	})
 }
+
+// TestGoodbyeTakeoverNotGraced (issue 17.3): the master leaves with a
+// priority-0 advert and this backup's loop stalls (a busy host) across
+// the Skew_Time timer. The late expiry must not buy the grace a silent
+// master gets: nothing of the leaving master is on its way. In the lab a
+// golvs backup stalled 0.44 s took over from a stopped keepalived after
+// 1.94 s instead of 0.75 s.
+func TestGoodbyeTakeoverNotGraced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var stall atomic.Bool
+		tr := startTestRunner(t, func(c *Config) {
+			c.BeatEvery = 100 * time.Millisecond
+			c.Beat = func() {
+				if stall.Swap(false) {
+					time.Sleep(time.Second)
+				}
+			}
+		}, nil, nil)
+		tr.deliver(advertFrom(t, peer, 51, 200))
+		tr.hl.take()
+		bye := time.Since(tr.conn.start)
+		tr.deliver(advertFrom(t, peer, 51, 0))
+		stall.Store(true) // the next beat, within 100ms, holds the loop 1 s
+		time.Sleep(5 * time.Second)
+		hooks := tr.hl.take()
+		if len(hooks) != 1 || !strings.HasPrefix(hooks[0], "master@") {
+			t.Fatalf("hooks %v, want one takeover", hooks)
+		}
+		at, err := time.ParseDuration(strings.TrimPrefix(hooks[0], "master@"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if limit := bye + 100*time.Millisecond + time.Second; at > limit {
+			t.Errorf("took over %v after the goodbye, want as soon as the stall (1 s, from within 100ms) ends: by %v", at-bye, limit-bye)
+		}
+	})
+}

@@ -179,6 +179,7 @@ type Machine struct {
 
 	downAt     time.Time // when the armed master down timer fires
 	graced     bool      // the armed timer is a grace after a late expiry
+	goodbye    bool      // the master left (priority 0) since the timer was armed
 	lastAdvert time.Time // our last advert with a non-zero priority
 	lastGarp   time.Time // our last re-announcement (SendGratuitous)
 }
@@ -253,8 +254,11 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 		// did not run for that long; the master, or at least our
 		// reading of its adverts, may have stalled with us. Give it one
 		// more interval once, instead of grabbing the VIP for the moment
-		// it takes to hear the advert that is on its way.
-		if !m.graced && ev.Late > max(m.interval/4, 20*time.Millisecond) {
+		// it takes to hear the advert that is on its way. Not after a
+		// priority-0 advert: the master said it left, no advert of its
+		// is on its way, and waiting would make a clean handover as slow
+		// as a crash (seen in the lab: keepalived stopped, golvs late).
+		if !m.graced && !m.goodbye && ev.Late > max(m.interval/4, 20*time.Millisecond) {
 			act := m.startDown(now, m.interval+m.skew())
 			m.graced = true
 			return []Action{act}
@@ -287,6 +291,7 @@ func (m *Machine) advertise(now time.Time) Action {
 func (m *Machine) startDown(now time.Time, d time.Duration) Action {
 	m.downAt = now.Add(d)
 	m.graced = false
+	m.goodbye = false
 	return StartMasterDownTimer{D: d}
 }
 
@@ -328,10 +333,12 @@ func (m *Machine) advert(ev AdvertReceived, now time.Time) []Action {
 			// The master is leaving: take over after Skew_Time only, and
 			// never later than already due, so repeated priority-0
 			// adverts cannot postpone the takeover.
+			var acts []Action
 			if skew := m.skew(); m.downAt.IsZero() || m.downAt.Sub(now) > skew {
-				return []Action{m.startDown(now, skew)}
+				acts = append(acts, m.startDown(now, skew))
 			}
-			return nil
+			m.goodbye = true
+			return acts
 		}
 		if !m.cfg.Preempt || ev.Priority >= m.Priority() {
 			if !ev.Unverified {

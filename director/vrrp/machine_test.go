@@ -97,6 +97,24 @@ func TestMachine(t *testing.T) {
 			{AdvertReceived{From: upper, Priority: 0, MaxAdvertInterval: 100}, []Action{StartMasterDownTimer{skew100}}, Backup},
 			takeover,
 		}},
+		// A late expiry after a master's goodbye gets no grace: the
+		// master said it left (issue 17.3, keepalived stopped in the lab).
+		{"priority 0: a late skew timer takes over at once", baseCfg(), []step{
+			startup,
+			{AdvertReceived{From: upper, Priority: 200, MaxAdvertInterval: 100}, []Action{StartMasterDownTimer{down100}}, Backup},
+			{AdvertReceived{From: upper, Priority: 0, MaxAdvertInterval: 100}, []Action{StartMasterDownTimer{skew100}}, Backup},
+			{MasterDownTimerFired{Late: 2 * time.Second}, takeover.want, Master},
+		}},
+		{"a late master down timer without a goodbye waits once more", baseCfg(), []step{
+			startup,
+			{AdvertReceived{From: upper, Priority: 200, MaxAdvertInterval: 100}, []Action{StartMasterDownTimer{down100}}, Backup},
+			{AdvertReceived{From: upper, Priority: 0, MaxAdvertInterval: 100}, []Action{StartMasterDownTimer{skew100}}, Backup},
+			// The master (or another) is back before the timer: the
+			// goodbye no longer counts.
+			{AdvertReceived{From: upper, Priority: 200, MaxAdvertInterval: 100}, []Action{StartMasterDownTimer{down100}}, Backup},
+			{MasterDownTimerFired{Late: 2 * time.Second}, []Action{StartMasterDownTimer{time.Second + skew100}}, Backup},
+			takeover,
+		}},
 		{"master yields to higher priority", baseCfg(), []step{
 			startup, takeover,
 			{AdvertReceived{From: lower, Priority: 101, MaxAdvertInterval: 50},
