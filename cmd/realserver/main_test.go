@@ -106,7 +106,9 @@ func newNS(t *testing.T) string {
 	for _, dev := range []string{"e0", "e1"} {
 		eventually(t, 10*time.Second, dev+" link-local address", func() (bool, string) {
 			out := sh(t, "ip", "-n", ns, "-6", "-o", "addr", "show", "dev", dev)
-			return strings.Contains(out, " fe80::"), out
+			// Seen tentative on a busy machine even with accept_dad=0:
+			// wait until it settles, or the snapshots differ by the flag.
+			return strings.Contains(out, " fe80::") && !strings.Contains(out, "tentative"), out
 		})
 	}
 	return ns
