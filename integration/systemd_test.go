@@ -71,6 +71,13 @@ func installedDeb(t *testing.T) string {
 // more WATCHDOG=1, and waits for systemd to kill it and start a new one
 // (Restart=on-failure) that is active, i.e. has said READY=1 again. It
 // returns the time from the stop to that.
+//
+// The bound is checked on systemd's own record (its journal), so it holds
+// on a busy machine: the watchdog fires within WatchdogSec of the stop
+// (the last ping came before it), and the restart is scheduled within
+// TimeoutAbortSec (SIGABRT stays pending on a stopped process, SIGKILL
+// follows) + RestartSec of that. How long the new process then takes to
+// say READY=1 is a start under emulation, not the watchdog's doing.
 func watchdogRestart(t *testing.T, unit string) time.Duration {
 	t.Helper()
 	dur := func(prop string) time.Duration {
@@ -85,26 +92,50 @@ func watchdogRestart(t *testing.T, unit string) time.Duration {
 	pid := unitProp(t, unit, "MainPID")
 	stopped := time.Now()
 	must(t, "kill", "-STOP", pid)
-	// Bound: the last ping came at most WatchdogSec before the stop, then
-	// SIGABRT (pending on a stopped process), SIGKILL after
-	// TimeoutAbortSec, RestartSec, and a start under TCG.
-	const startSlack = 20 * time.Second
-	eventually(t, wd+abort+restart+startSlack, "a new "+unit+" after the watchdog fired", func() error {
+	const startAllowance = 120 * time.Second
+	eventually(t, wd+abort+restart+startAllowance, "a new "+unit+" after the watchdog fired", func() error {
 		if p := unitProp(t, unit, "MainPID"); p == pid || p == "0" || unitProp(t, unit, "ActiveState") != "active" {
 			return fmt.Errorf("MainPID %s, %s", p, unitProp(t, unit, "ActiveState"))
 		}
 		return nil
 	})
 	took := time.Since(stopped)
-	t.Logf("watchdog restart: new %s active %v after SIGSTOP (WatchdogSec %v, TimeoutAbortSec %v, RestartSec %v)",
-		unit, took.Round(100*time.Millisecond), wd, abort, restart)
-	if j := must(t, "journalctl", "-u", unit, "--no-pager"); !strings.Contains(j, "Watchdog timeout") {
-		t.Errorf("the journal does not show a watchdog timeout:\n%s", j)
+	fired := journalTime(t, unit, stopped, "Watchdog timeout")
+	scheduled := journalTime(t, unit, fired, "Scheduled restart job")
+	t.Logf("watchdog restart of %s: fired %v after SIGSTOP, restart scheduled %v later, active again %v after SIGSTOP (WatchdogSec %v, TimeoutAbortSec %v, RestartSec %v)",
+		unit, fired.Sub(stopped).Round(10*time.Millisecond), scheduled.Sub(fired).Round(10*time.Millisecond),
+		took.Round(100*time.Millisecond), wd, abort, restart)
+	// Slack for systemd's own timers in a busy emulated guest.
+	const slack = 3 * time.Second
+	if d := fired.Sub(stopped); d > wd+slack {
+		t.Errorf("the watchdog fired %v after SIGSTOP, want within WatchdogSec %v", d, wd)
+	}
+	if d := scheduled.Sub(fired); d > abort+restart+slack {
+		t.Errorf("the restart was scheduled %v after the watchdog fired, want within TimeoutAbortSec %v + RestartSec %v", d, abort, restart)
 	}
 	if n, _ := strconv.Atoi(unitProp(t, unit, "NRestarts")); n != restarts+1 {
 		t.Errorf("%s NRestarts %d, want %d", unit, n, restarts+1)
 	}
 	return took
+}
+
+// journalTime is the time of the first journal line of unit since since
+// that contains what.
+func journalTime(t *testing.T, unit string, since time.Time, what string) time.Time {
+	t.Helper()
+	out := must(t, "journalctl", "-u", unit, "--no-pager", "-o", "short-unix",
+		"--since", "@"+strconv.FormatInt(since.Unix(), 10))
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || !strings.Contains(l, what) {
+			continue
+		}
+		if sec, err := strconv.ParseFloat(f[0], 64); err == nil && sec >= float64(since.UnixMicro())/1e6 {
+			return time.UnixMicro(int64(sec * 1e6))
+		}
+	}
+	t.Fatalf("no %q in the journal of %s since %v:\n%s", what, unit, since.Format(time.RFC3339Nano), out)
+	return time.Time{}
 }
 
 // TestSystemdPackage installs the package under real systemd and drives
