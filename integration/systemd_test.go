@@ -90,6 +90,15 @@ func watchdogRestart(t *testing.T, unit string) time.Duration {
 	}
 	restarts, _ := strconv.Atoi(unitProp(t, unit, "NRestarts"))
 	pid := unitProp(t, unit, "MainPID")
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		show, _ := exec.Command("systemctl", "show", "-p", "MainPID,ActiveState,SubState,NRestarts,WatchdogTimestamp,Result", unit).CombinedOutput()
+		st, _ := os.ReadFile("/proc/" + pid + "/status")
+		j, _ := exec.Command("journalctl", "-u", unit, "--no-pager", "-n", "60").CombinedOutput()
+		t.Logf("%s after the watchdog test:\n%s\nthe stopped process %s: %.200s\njournal:\n%s", unit, show, pid, st, j)
+	})
 	stopped := time.Now()
 	must(t, "kill", "-STOP", pid)
 	const startAllowance = 120 * time.Second
