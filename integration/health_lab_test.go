@@ -328,18 +328,24 @@ func (c *cluster) startPoll() *labnet.Proc {
 
 func (c *cluster) stopPoll(p *labnet.Proc) hcPollResult {
 	c.t.Helper()
+	return stopPoll(c.t, p)
+}
+
+// stopPoll stops a labhost poll with SIGINT and returns its results.
+func stopPoll(t *testing.T, p *labnet.Proc) hcPollResult {
+	t.Helper()
 	if err := p.Signal(syscall.SIGINT); err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.Wait(ctx); err != nil {
-		c.t.Fatalf("labhost poll: %v\n%s", err, p.Output())
+		t.Fatalf("labhost poll: %v\n%s", err, p.Output())
 	}
 	out := strings.TrimSpace(p.Output())
 	var r hcPollResult
 	if err := json.Unmarshal([]byte(out[strings.LastIndex(out, "\n")+1:]), &r); err != nil {
-		c.t.Fatalf("labhost poll output %q: %v", out, err)
+		t.Fatalf("labhost poll output %q: %v", out, err)
 	}
 	return r
 }

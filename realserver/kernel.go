@@ -364,7 +364,7 @@ func undoable(c Change, l netlink.Link) error {
 
 // Restore undoes every change in j, newest first, forgetting each one
 // that was undone. It tries them all and returns every failure.
-func Restore(ctx context.Context, k *Kernel, j *Journal) error {
+func Restore(ctx context.Context, k Host, j *Journal) error {
 	var errs []error
 	cs := j.Changes()
 	for i := len(cs) - 1; i >= 0; i-- {

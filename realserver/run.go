@@ -59,12 +59,12 @@ func FromVIP(vip netip.Addr, mode config.Forwarding, tunnelDev string) Loader {
 }
 
 // Check computes what Run would change now, changing nothing.
-func Check(ctx context.Context, k *Kernel, load Loader) ([]Op, error) {
+func Check(ctx context.Context, k Host, load Loader) ([]Op, error) {
 	_, ops, err := prepare(ctx, k, load, nil)
 	return ops, err
 }
 
-func prepare(ctx context.Context, k *Kernel, load Loader, owned []Change) (Desired, []Op, error) {
+func prepare(ctx context.Context, k Host, load Loader, owned []Change) (Desired, []Op, error) {
 	st, err := k.Snapshot(ctx, nil)
 	if err != nil {
 		return Desired{}, nil, err
@@ -90,8 +90,9 @@ func sysctlPaths(d Desired) []string {
 
 // Options configure Run.
 type Options struct {
-	Log     *slog.Logger
-	Kernel  *Kernel
+	Log *slog.Logger
+	// Kernel is the host's kernel (*Kernel; a fake in tests).
+	Kernel  Host
 	Journal *Journal
 	Load    Loader
 	// Reload asks for Load again (SIGHUP); a failed load keeps the
@@ -113,8 +114,9 @@ type Options struct {
 	BeatEvery time.Duration
 }
 
-// Run prepares the host, keeps it prepared until ctx ends, then reports
-// drain for DrainGrace and restores everything it changed. Errors found
+// Run prepares the host, adopting what the state file of an earlier run
+// holds (see Adoption), keeps it prepared until ctx ends, then reports
+// drain for DrainGrace and restores everything changed. Errors found
 // before the first change (bad file, VIP on another device, no local
 // backend) return at once with nothing changed; a failure while applying
 // the first time restores what was done and returns the error.
@@ -124,26 +126,8 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if leftover := o.Journal.Changes(); len(leftover) > 0 {
-		log.Warn("state file holds changes from an earlier run; restoring them first", "changes", len(leftover))
-		if err := Restore(ctx, o.Kernel, o.Journal); err != nil {
-			return fmt.Errorf("restore earlier run: %w", err)
-		}
-	}
-	st, err := o.Kernel.Snapshot(ctx, sysctlPaths(d))
-	if err != nil {
-		return err
-	}
-	for _, a := range d.Addrs {
-		for _, h := range st.Addrs {
-			if h.Dev == a.Dev && h.Prefix.Addr() == a.Prefix.Addr() {
-				log.Info("VIP was already there; it will be left in place on exit", "vip", a.Prefix, "dev", a.Dev)
-				o.Journal.Keep(Change{Kind: ChangeAddr, Dev: a.Dev, Prefix: a.Prefix})
-			}
-		}
-	}
 	r := &runner{log: log, k: o.Kernel, j: o.Journal, desired: d}
-	if err := r.reconcile(ctx, true); err != nil {
+	if err := r.start(ctx); err != nil {
 		rerr := Restore(context.Background(), o.Kernel, o.Journal)
 		return errors.Join(err, rerr)
 	}
@@ -159,6 +143,7 @@ func Run(ctx context.Context, o Options) error {
 		})
 	}
 
+	log.Info("host prepared", "addresses", len(d.Addrs))
 	o.notifier().Ready(fmt.Sprintf("host prepared: %d addresses", len(d.Addrs)))
 	r.loop(ctx, o.Load, o.Reload, o.Resync, o.notifier(), o.heartbeat())
 	o.notifier().Stopping()
@@ -182,15 +167,39 @@ func Run(ctx context.Context, o Options) error {
 
 type runner struct {
 	log     *slog.Logger
-	k       *Kernel
+	k       Host
 	j       *Journal
 	desired Desired
 }
 
+// start brings the host to r.desired the first time, adopting what the
+// journal of an earlier run holds (see Adoption): a restart after a crash
+// leaves the VIPs and sysctls that are still wanted exactly as they are.
+// It stops at the first failure (the caller then restores the host).
+func (r *runner) start(ctx context.Context) error {
+	st, err := r.k.Snapshot(ctx, sysctlPaths(r.desired))
+	if err != nil {
+		return err
+	}
+	leftover := r.j.Changes()
+	a, err := Adopt(r.desired, st, leftover)
+	if err != nil {
+		return err
+	}
+	if len(leftover) > 0 {
+		r.log.Info("adopting the state file of an earlier run: what is still wanted stays in place",
+			"changes", len(leftover), "adopted", len(a.Adopted), "undone", len(leftover)-len(a.Adopted))
+	}
+	for _, c := range a.Keep {
+		r.log.Info("VIP was already there; it will be left in place on exit", "vip", c.Prefix, "dev", c.Dev)
+		r.j.Keep(c)
+	}
+	return r.apply(ctx, a.Ops, true)
+}
+
 // reconcile brings the host to r.desired, logging one line per change. It
-// applies every op it can and returns all failures; with firstErr it stops
-// at the first failure instead (the start, which is then rolled back).
-func (r *runner) reconcile(ctx context.Context, firstErr bool) error {
+// applies every op it can and returns all failures.
+func (r *runner) reconcile(ctx context.Context) error {
 	st, err := r.k.Snapshot(ctx, sysctlPaths(r.desired))
 	if err != nil {
 		return err
@@ -199,6 +208,12 @@ func (r *runner) reconcile(ctx context.Context, firstErr bool) error {
 	if err != nil {
 		return err
 	}
+	return r.apply(ctx, ops, false)
+}
+
+// apply runs ops in order, logging each change; with firstErr it stops at
+// the first failure, otherwise it goes on and returns every failure.
+func (r *runner) apply(ctx context.Context, ops []Op, firstErr bool) error {
 	if len(ops) == 0 {
 		r.log.Debug("host is as desired")
 		return nil
@@ -267,7 +282,7 @@ func (r *runner) loop(ctx context.Context, load Loader, reload <-chan struct{}, 
 				n.ReloadRejected(err)
 			}
 		}
-		err := r.reconcile(ctx, false)
+		err := r.reconcile(ctx)
 		if err != nil && ctx.Err() == nil {
 			r.log.Error("reconcile", "err", err)
 		}

@@ -106,7 +106,9 @@ func newNS(t *testing.T) string {
 	for _, dev := range []string{"e0", "e1"} {
 		eventually(t, 10*time.Second, dev+" link-local address", func() (bool, string) {
 			out := sh(t, "ip", "-n", ns, "-6", "-o", "addr", "show", "dev", dev)
-			return strings.Contains(out, " fe80::"), out
+			// Seen tentative on a busy machine even with accept_dad=0:
+			// wait until it settles, or the snapshots differ by the flag.
+			return strings.Contains(out, " fe80::") && !strings.Contains(out, "tentative"), out
 		})
 	}
 	return ns
@@ -448,9 +450,11 @@ func hasAddrNow(t *testing.T, ns, prefix string) bool {
 	return ok
 }
 
-// TestCrashThenRunRestoresFirst: a new run after a crash first restores the
-// old journal, so the values from before the crash are the ones restored.
-func TestCrashThenRunRestoresFirst(t *testing.T) {
+// TestCrashThenRunAdopts: a new run after a crash adopts the state file
+// instead of restoring it first, so the VIP never leaves lo (`ip monitor
+// address` in the namespace sees no deletion of it), and a clean exit
+// afterwards still restores the values from before the first run.
+func TestCrashThenRunAdopts(t *testing.T) {
 	ns := newNS(t)
 	state := filepath.Join(t.TempDir(), "rs.state")
 	setSysctl(t, ns, "net.ipv4.conf.all.arp_ignore", "2")
@@ -458,17 +462,31 @@ func TestCrashThenRunRestoresFirst(t *testing.T) {
 	args := []string{"run", "--vip", "192.0.2.10", "--mode", "dr", "--state-file", state, "--agent-address=", "--drain-grace=0s"}
 
 	p := start(t, ns, args...)
+	eventually(t, 10*time.Second, "VIP on lo", hasAddr(t, ns, "lo", "192.0.2.10/32"))
 	eventually(t, 10*time.Second, "lo.arp_announce", sysctlIs(t, ns, "net.ipv4.conf.lo.arp_announce", "2"))
 	p.signal(t, syscall.SIGKILL)
 	p.wait(t, 10*time.Second)
 
+	mon := newAddrMonitor(t, ns)
 	p = start(t, ns, args...)
 	eventually(t, 10*time.Second, "second run's log", func() (bool, string) {
 		out := p.out.String()
-		return strings.Contains(out, "earlier run"), out
+		return strings.Contains(out, "adopting the state file of an earlier run"), out
 	})
-	eventually(t, 10*time.Second, "lo.arp_announce", sysctlIs(t, ns, "net.ipv4.conf.lo.arp_announce", "2"))
-	eventually(t, 10*time.Second, "VIP on lo", hasAddr(t, ns, "lo", "192.0.2.10/32"))
+	eventually(t, 10*time.Second, "second run ready", func() (bool, string) {
+		return strings.Contains(p.out.String(), "host prepared"), p.out.String()
+	})
+	if events := mon.until(t, "e1"); strings.Contains(events, "192.0.2.10") {
+		t.Errorf("the restart changed the VIP on lo (ip monitor address):\n%s\nrealserver:\n%s", events, p.out)
+	}
+	for name, want := range map[string]string{
+		"net.ipv4.conf.all.arp_ignore": "1", "net.ipv4.conf.all.arp_announce": "2",
+		"net.ipv4.conf.lo.arp_ignore": "1", "net.ipv4.conf.lo.arp_announce": "2",
+	} {
+		if got := sysctl(t, ns, name); got != want {
+			t.Errorf("after the restart %s = %s, want %s", name, got, want)
+		}
+	}
 	p.signal(t, syscall.SIGTERM)
 	if code := p.wait(t, 20*time.Second); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, p.out)
@@ -476,6 +494,48 @@ func TestCrashThenRunRestoresFirst(t *testing.T) {
 	if after := hostState(t, ns); after != before {
 		t.Errorf("not restored to the state before the crash.\nbefore:\n%s\nafter:\n%s", before, after)
 	}
+}
+
+// addrMonitor is `ip monitor address` running in a namespace: the kernel's
+// own record of every address added or deleted there.
+type addrMonitor struct {
+	ns    string
+	out   *syncBuffer
+	marks int
+}
+
+// newAddrMonitor starts the monitor and returns once it hears events.
+func newAddrMonitor(t *testing.T, ns string) *addrMonitor {
+	t.Helper()
+	cmd := exec.Command("ip", "-n", ns, "monitor", "address")
+	m := &addrMonitor{ns: ns, out: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = m.out, m.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	m.until(t, "e1")
+	return m
+}
+
+// until adds and deletes a marker address on dev and waits until the
+// monitor has printed its deletion: every event before it is in the
+// output. It returns the output up to the marker and starts afresh.
+func (m *addrMonitor) until(t *testing.T, dev string) string {
+	t.Helper()
+	m.marks++
+	mark := fmt.Sprintf("198.51.100.%d/32", m.marks)
+	sh(t, "ip", "-n", m.ns, "addr", "add", mark, "dev", dev)
+	sh(t, "ip", "-n", m.ns, "addr", "del", mark, "dev", dev)
+	var got string
+	eventually(t, 10*time.Second, "ip monitor hears the marker "+mark, func() (bool, string) {
+		got = m.out.String()
+		return strings.Contains(got, "Deleted") && strings.Contains(got, mark), got
+	})
+	m.out.mu.Lock()
+	m.out.b.Reset()
+	m.out.mu.Unlock()
+	return got
 }
 
 func TestStartErrorsChangeNothing(t *testing.T) {
