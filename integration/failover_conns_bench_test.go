@@ -52,6 +52,10 @@ type connsSample struct {
 	// GuestBusyPct is how busy the guest's CPU was in that window
 	// (/proc/stat): near 100 means the guest did not keep up.
 	GuestBusyPct int `json:"guest_busy_pct"`
+	// Drops counts the packets the guest's input queue dropped from the
+	// harness's start until the connections were stopped
+	// (/proc/net/softnet_stat; see guestBacklog).
+	Drops uint64 `json:"softnet_drops"`
 }
 
 // cpuTimes is the guest's busy and total CPU time so far (/proc/stat,
@@ -141,15 +145,17 @@ func TestFailoverConnsBench(t *testing.T) {
 				dump := sl.client.Start("listening on", "tcpdump", "-nn", "-l", "-tt", "-e", "-i", "eth0", "ip proto 112")
 				sl.establish(master, backup)
 				masterMAC, backupMAC := sl.director.MAC("eth0"), sl.backup.MAC("eth0")
+				var drops0 uint64
 				sample := func(phase string, res connsResult, ready time.Duration, window, serving, peer string, busy int) {
+					drops := softnetDrops(t) - drops0
 					gap, peerAdverts := advertGaps(window, serving, peer)
 					s := connsSample{Impl: impl, Run: run, Phase: phase, Count: n, Interval: every.String(),
 						Kept: res.Kept, Reset: res.Reset, Stalled: res.Stalled, Hung: res.Hung, Never: res.Never, Moved: res.Moved,
-						ReadyMS: ready.Milliseconds(), AdvertGapMS: gap.Milliseconds(), PeerAdverts: peerAdverts, GuestBusyPct: busy}
+						ReadyMS: ready.Milliseconds(), AdvertGapMS: gap.Milliseconds(), PeerAdverts: peerAdverts, GuestBusyPct: busy, Drops: drops}
 					s.PauseMS, s.PauseHist = pauses(res)
 					samples = append(samples, s)
-					t.Logf("%s run %d %s: %s; ready in %v (guest CPU %d%% busy); longest advert gap %v, peer adverts %d",
-						impl, run, phase, res, ready.Round(time.Millisecond), busy, gap, peerAdverts)
+					t.Logf("%s run %d %s: %s; ready in %v (guest CPU %d%% busy); longest advert gap %v, peer adverts %d; %d packets dropped by the input queue",
+						impl, run, phase, res, ready.Round(time.Millisecond), busy, gap, peerAdverts, drops)
 					if peerAdverts != 0 {
 						t.Errorf("%s: the other director advertised while %s served: VRRP adverts were missed under load", phase, serving)
 					}
@@ -157,6 +163,7 @@ func TestFailoverConnsBench(t *testing.T) {
 
 				from, t0 := len(dump.Output()), time.Now()
 				b0, c0 := cpuTimes(t)
+				drops0 = softnetDrops(t)
 				conns := sl.startSynced(backup, n, true)
 				ready := time.Since(t0)
 				busy := busySince(t, b0, c0)
@@ -165,6 +172,7 @@ func TestFailoverConnsBench(t *testing.T) {
 
 				from, t0 = len(dump.Output()), time.Now()
 				b0, c0 = cpuTimes(t)
+				drops0 = softnetDrops(t)
 				conns = sl.startConns(n)
 				ready = time.Since(t0)
 				busy = busySince(t, b0, c0)
@@ -193,14 +201,15 @@ func connsBenchTable(samples []connsSample, n, runs int, every time.Duration) st
 	fmt.Fprintf(&b, "  each connection exchanges a line every %v; stalled = kept, but paused longer than %v once\n", every, stallLimit())
 	fmt.Fprintf(&b, "  pause = a connection's longest gap between two answers, over those not reset\n")
 	fmt.Fprintf(&b, "  ready = harness start until every connection had its 3rd answer (failover: and the backup held them all);\n")
-	fmt.Fprintf(&b, "  advert, busy = in that window, the longest gap between the serving director's adverts and the guest CPU's busy share\n")
-	fmt.Fprintf(&b, "%-10s %-8s %3s %5s %5s %7s %4s %5s %5s  %-26s %8s %7s %5s\n",
-		"impl", "phase", "run", "kept", "reset", "stalled", "hung", "never", "moved", "pause s p50/p90/p99/max", "ready s", "advert", "busy")
+	fmt.Fprintf(&b, "  advert, busy = in that window, the longest gap between the serving director's adverts and the guest CPU's busy share;\n")
+	fmt.Fprintf(&b, "  drops = packets the guest's input queue (netdev_max_backlog %d) dropped, harness start to stop\n", guestBacklog)
+	fmt.Fprintf(&b, "%-10s %-8s %3s %5s %5s %7s %4s %5s %5s  %-26s %8s %7s %5s %6s\n",
+		"impl", "phase", "run", "kept", "reset", "stalled", "hung", "never", "moved", "pause s p50/p90/p99/max", "ready s", "advert", "busy", "drops")
 	for _, s := range samples {
-		fmt.Fprintf(&b, "%-10s %-8s %3d %5d %5d %7d %4d %5d %5d  %-26s %8.1f %6.1fs %4d%%\n",
+		fmt.Fprintf(&b, "%-10s %-8s %3d %5d %5d %7d %4d %5d %5d  %-26s %8.1f %6.1fs %4d%% %6d\n",
 			s.Impl, s.Phase, s.Run, s.Kept, s.Reset, s.Stalled, s.Hung, s.Never, s.Moved,
 			fmt.Sprintf("%.1f/%.1f/%.1f/%.1f", sec(s.PauseMS[0]), sec(s.PauseMS[1]), sec(s.PauseMS[2]), sec(s.PauseMS[3])),
-			sec(s.ReadyMS), sec(s.AdvertGapMS), s.GuestBusyPct)
+			sec(s.ReadyMS), sec(s.AdvertGapMS), s.GuestBusyPct, s.Drops)
 	}
 	fmt.Fprintf(&b, "\nper implementation and phase, over the runs:\n")
 	fmt.Fprintf(&b, "%-10s %-8s %4s  %-28s %-28s %s\n", "impl", "phase", "runs", "kept (min/median/max)", "reset (min/median/max)", "all pauses histogram (s: connections)")

@@ -98,9 +98,11 @@ type ConnsResult struct {
 }
 
 // conns opens count connections to addr (at most 16 connects at a time),
-// prints "ready N" once every connection has had warm answers (or failed
-// trying), and exchanges lines until ctx ends or duration passes.
-func conns(ctx context.Context, addr string, count int, interval, duration, stall time.Duration, warm int, ready func(int)) ConnsResult {
+// prints "ready N" once every connection has had warm answers, failed
+// trying, or gone warmTimeout since it connected without them (one hung
+// connection must not hold the report back), and exchanges lines until
+// ctx ends or duration passes.
+func conns(ctx context.Context, addr string, count int, interval, duration, stall time.Duration, warm int, warmTimeout time.Duration, ready func(int)) ConnsResult {
 	if duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, duration)
@@ -115,7 +117,7 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 		warmed.Add(1)
 		go func() {
 			defer wg.Done()
-			reports[i] = oneConn(ctx, addr, interval, stall, warm, sem, func(ok bool) {
+			reports[i] = oneConn(ctx, addr, interval, stall, warm, warmTimeout, sem, func(ok bool) {
 				if ok {
 					warmOK.Add(1)
 				}
@@ -159,7 +161,7 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 
 // oneConn runs one connection until ctx ends. warmed is called once: true
 // after warm answers, false if the connection failed before.
-func oneConn(ctx context.Context, addr string, interval, stall time.Duration, warm int, sem chan struct{}, warmed func(bool)) ConnReport {
+func oneConn(ctx context.Context, addr string, interval, stall time.Duration, warm int, warmTimeout time.Duration, sem chan struct{}, warmed func(bool)) ConnReport {
 	var r ConnReport
 	once := sync.Once{}
 	signal := func(ok bool) { once.Do(func() { warmed(ok) }) }
@@ -175,6 +177,8 @@ func oneConn(ctx context.Context, addr string, interval, stall time.Duration, wa
 	}
 	defer c.Close()
 	r.Local = c.LocalAddr().String()
+	late := time.AfterFunc(warmTimeout, func() { signal(false) })
+	defer late.Stop()
 	// The read below is unblocked by closing the connection when ctx ends.
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
