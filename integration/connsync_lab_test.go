@@ -357,7 +357,7 @@ func (sl *syncLab) startConns(n int) *labnet.Proc {
 			sl.t.Fatalf("conns exited: %v\n%s", err, p.Output())
 		}
 		if !strings.Contains(p.Output(), "ready") {
-			return fmt.Errorf("not ready yet")
+			return fmt.Errorf("not ready yet: %s", lastLine(p.Output()))
 		}
 		return nil
 	})
@@ -368,6 +368,11 @@ func (sl *syncLab) startConns(n int) *labnet.Proc {
 	}
 	sl.t.Logf("%d connections up in %v", n, time.Since(start).Round(time.Millisecond))
 	return p
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndex(s, "\n")+1:]
 }
 
 // stopConns ends the harness and returns its report.

@@ -9,8 +9,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -110,22 +112,39 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 	}
 	reports := make([]ConnReport, count)
 	var wg, warmed sync.WaitGroup
-	var warmOK atomic.Int64
+	var warmOK, warmFailed, connected atomic.Int64
 	sem := make(chan struct{}, 16)
 	for i := range count {
 		wg.Add(1)
 		warmed.Add(1)
 		go func() {
 			defer wg.Done()
-			reports[i] = oneConn(ctx, addr, interval, stall, warm, warmTimeout, sem, func(ok bool) {
+			reports[i] = oneConn(ctx, addr, interval, stall, warm, warmTimeout, sem, &connected, func(ok bool) {
 				if ok {
 					warmOK.Add(1)
+				} else {
+					warmFailed.Add(1)
 				}
 				warmed.Done()
 			})
 		}()
 	}
+	// Progress while warming, on stderr: where a slow start is stuck.
+	warmDone := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-warmDone:
+				return
+			case <-tick.C:
+				fmt.Fprintf(os.Stderr, "warming: %d connected, %d warm, %d failed of %d\n", connected.Load(), warmOK.Load(), warmFailed.Load(), count)
+			}
+		}
+	}()
 	warmed.Wait()
+	close(warmDone)
 	if ctx.Err() == nil {
 		ready(int(warmOK.Load()))
 	}
@@ -161,7 +180,7 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 
 // oneConn runs one connection until ctx ends. warmed is called once: true
 // after warm answers, false if the connection failed before.
-func oneConn(ctx context.Context, addr string, interval, stall time.Duration, warm int, warmTimeout time.Duration, sem chan struct{}, warmed func(bool)) ConnReport {
+func oneConn(ctx context.Context, addr string, interval, stall time.Duration, warm int, warmTimeout time.Duration, sem chan struct{}, connected *atomic.Int64, warmed func(bool)) ConnReport {
 	var r ConnReport
 	once := sync.Once{}
 	signal := func(ok bool) { once.Do(func() { warmed(ok) }) }
@@ -176,6 +195,7 @@ func oneConn(ctx context.Context, addr string, interval, stall time.Duration, wa
 		return r
 	}
 	defer c.Close()
+	connected.Add(1)
 	r.Local = c.LocalAddr().String()
 	late := time.AfterFunc(warmTimeout, func() { signal(false) })
 	defer late.Stop()
