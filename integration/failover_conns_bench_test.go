@@ -132,7 +132,7 @@ func TestFailoverConnsBench(t *testing.T) {
 		for _, impl := range impls {
 			t.Run(fmt.Sprintf("%s/%d", impl, run), func(t *testing.T) {
 				sl := newSyncLab(t)
-				sl.every = every
+				sl.every, sl.short = every, true
 				var master, backup *node
 				if impl == "golvs" {
 					services := sl.service("web", "tcp", 80, "dr", "rr") + sl.service("line", "tcp", linePort, "dr", "rr")

@@ -45,6 +45,7 @@ func cmdBenchFailover(args []string) int {
 	forceVM := fs.Bool("vm", false, "boot the guest even if the host kernel has IPVS")
 	cpus := fs.Int("cpus", 0, "guest CPUs (default 1)")
 	save := fs.Bool("save", true, "write the figures to bench/results/")
+	binDir := fs.String("bin", "", "build into this directory (default bin/ of the module)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -67,19 +68,24 @@ func cmdBenchFailover(args []string) int {
 		env = append(env, "GOLVS_BENCH_CONNS_INTERVAL="+interval.String())
 	}
 	opts := lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log, Env: env}
-	if err := runBenchFailover(ctx, log, *run, *save, opts); err != nil {
+	if err := runBenchFailover(ctx, log, *run, *binDir, *save, opts); err != nil {
 		fmt.Fprintf(os.Stderr, "lab bench-failover: FAILED: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func runBenchFailover(ctx context.Context, log *slog.Logger, runRE string, save bool, opts lab.Options) error {
+func runBenchFailover(ctx context.Context, log *slog.Logger, runRE, bin string, save bool, opts lab.Options) error {
 	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
-	bin := filepath.Join(root, "bin")
+	if bin == "" {
+		bin = filepath.Join(root, "bin")
+	}
+	if bin, err = filepath.Abs(bin); err != nil {
+		return err
+	}
 	test := filepath.Join(bin, "failover-bench.test")
 	for _, s := range [][]string{
 		{"go", "build", "-o", filepath.Join(bin, "director"), "./cmd/director"},
