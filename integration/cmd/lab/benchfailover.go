@@ -40,7 +40,7 @@ func cmdBenchFailover(args []string) int {
 	run := fs.String("run", "^TestFailover(Conns)?Bench$", "the benchmarks to run (go test -run)")
 	conns := fs.Int("conns", 0, "connections per run of the connection benchmark (default 1000)")
 	runs := fs.Int("runs", 0, "runs per implementation of the connection benchmark (default 5)")
-	interval := fs.Duration("interval", 0, "each connection's exchange interval (default 1s)")
+	interval := fs.Duration("interval", 0, "each connection's exchange interval (default 5s)")
 	timeout := fs.Duration("timeout", 90*time.Minute, "kill the guest after this long")
 	forceVM := fs.Bool("vm", false, "boot the guest even if the host kernel has IPVS")
 	cpus := fs.Int("cpus", 0, "guest CPUs (default 1)")
