@@ -268,7 +268,6 @@ func stallLimit() time.Duration { return masterDown(syncAdvert, 100) + 3*time.Se
 
 func newSyncLab(t *testing.T) *syncLab {
 	t.Helper()
-	raiseBacklog(t)
 	fl := newFailoverLab(t, syncAdvert, false)
 	for i, h := range fl.rs {
 		h.Start("ready", bin(t, "labhost"), "serve", "--name", fl.names[i], "--line", fmt.Sprintf(":%d", linePort))
@@ -302,30 +301,28 @@ func (sl *syncLab) keepalivedSync(h *labnet.Host, prio int, sync bool) *node {
 	return n
 }
 
-// guestBacklog is the input queue the guest's one CPU gets for packets
-// handed from one device to another. Every veth hop of every namespace
-// (client, directors, real servers: four or more per exchange) goes
-// through that one queue, 1,000 packets by default, and the emulated CPU
-// loses the host for seconds at a time on a loaded machine; then the
-// harness's timers fire together, the queue overflows and drops whatever
-// comes, VRRP adverts included (seen at 1,000 connections: the backup
-// took over while the master lived, and its own gratuitous ARPs failed
-// with ENOBUFS). Real directors have a queue per CPU and NIC queue.
-const guestBacklog = 50000
-
-// raiseBacklog sets net.core.netdev_max_backlog (the guest's, global) to
-// guestBacklog for the test.
+// The input queue the guest's one CPU gets for packets handed from one
+// device to another (net.core.netdev_max_backlog, 1,000): every veth hop
+// of every namespace (client, directors, real servers: four or more per
+// exchange) goes through it, and the emulated CPU loses the host for
+// seconds at a time on a loaded machine; then the harness's timers fire
+// together and the queue overflows, dropping whatever comes, VRRP adverts
+// included (seen at 1,000 connections: the backup took over while the
+// master lived, and its own gratuitous ARPs failed with ENOBUFS). Real
+// directors have a queue per CPU and NIC queue. GOLVS_LAB_BACKLOG sets
+// it for the connection benchmark; whether a long queue helps there is
+// not settled (bench/README.md), so the tests leave it alone.
 func raiseBacklog(t *testing.T) {
+	v := os.Getenv("GOLVS_LAB_BACKLOG")
+	if v == "" {
+		return
+	}
 	const key = "/proc/sys/net/core/netdev_max_backlog"
 	old, err := os.ReadFile(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprint(guestBacklog)
-	if v := os.Getenv("GOLVS_LAB_BACKLOG"); v != "" { // to show the difference
-		want = v
-	}
-	if err := os.WriteFile(key, []byte(want), 0o644); err != nil {
+	if err := os.WriteFile(key, []byte(v), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.WriteFile(key, old, 0o644) })

@@ -64,6 +64,9 @@ func cmdBenchFailover(args []string) int {
 	if *runs > 0 {
 		env = append(env, "GOLVS_BENCH_RUNS="+strconv.Itoa(*runs))
 	}
+	if v := os.Getenv("GOLVS_LAB_BACKLOG"); v != "" {
+		env = append(env, "GOLVS_LAB_BACKLOG="+v)
+	}
 	if *interval > 0 {
 		env = append(env, "GOLVS_BENCH_CONNS_INTERVAL="+interval.String())
 	}
