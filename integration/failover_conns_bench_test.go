@@ -54,7 +54,7 @@ type connsSample struct {
 	GuestBusyPct int `json:"guest_busy_pct"`
 	// Drops counts the packets the guest's input queue dropped from the
 	// harness's start until the connections were stopped
-	// (/proc/net/softnet_stat; see guestBacklog).
+	// (/proc/net/softnet_stat; see raiseBacklog).
 	Drops uint64 `json:"softnet_drops"`
 }
 
