@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -215,9 +216,24 @@ type connsResult struct {
 	Moved   int            `json:"moved"`
 	FirstBy map[string]int `json:"first_by"`
 	Conns   []struct {
-		State string `json:"state"`
-		Error string `json:"error"`
+		State        string `json:"state"`
+		Error        string `json:"error"`
+		LongestGapMS int64  `json:"longest_gap_ms"`
 	} `json:"conns"`
+}
+
+var addrPort = regexp.MustCompile(`[0-9a-f.:\[\]]+:\d+`)
+
+// errors counts the connections' errors by text (addresses left out) and
+// state.
+func (r connsResult) errors() map[string]int {
+	m := map[string]int{}
+	for _, c := range r.Conns {
+		if c.Error != "" {
+			m[c.State+": "+addrPort.ReplaceAllString(c.Error, "A:P")]++
+		}
+	}
+	return m
 }
 
 func (r connsResult) String() string {
@@ -233,6 +249,12 @@ func (r connsResult) String() string {
 // protocol on linePort.
 type syncLab struct {
 	*failoverLab
+	// every is the harness's exchange interval per connection.
+	every time.Duration
+	// short lets the harness go on when not every connection came up
+	// (the benchmark counts them as never up); up is how many did.
+	short bool
+	up    int
 }
 
 // syncAdvert is the advert interval of the sync labs: the harness loads
@@ -250,7 +272,7 @@ func newSyncLab(t *testing.T) *syncLab {
 	for i, h := range fl.rs {
 		h.Start("ready", bin(t, "labhost"), "serve", "--name", fl.names[i], "--line", fmt.Sprintf(":%d", linePort))
 	}
-	return &syncLab{fl}
+	return &syncLab{failoverLab: fl, every: 100 * time.Millisecond}
 }
 
 // keepalivedSync prepares a keepalived director like failoverLab.keepalived,
@@ -279,27 +301,85 @@ func (sl *syncLab) keepalivedSync(h *labnet.Host, prio int, sync bool) *node {
 	return n
 }
 
+// The input queue the guest's one CPU gets for packets handed from one
+// device to another (net.core.netdev_max_backlog, 1,000): every veth hop
+// of every namespace (client, directors, real servers: four or more per
+// exchange) goes through it, and the emulated CPU loses the host for
+// seconds at a time on a loaded machine; then the harness's timers fire
+// together and the queue overflows, dropping whatever comes, VRRP adverts
+// included (seen at 1,000 connections: the backup took over while the
+// master lived, and its own gratuitous ARPs failed with ENOBUFS). Real
+// directors have a queue per CPU and NIC queue. GOLVS_LAB_BACKLOG sets
+// it for the connection benchmark; whether a long queue helps there is
+// not settled (bench/README.md), so the tests leave it alone.
+func raiseBacklog(t *testing.T) {
+	v := os.Getenv("GOLVS_LAB_BACKLOG")
+	if v == "" {
+		return
+	}
+	const key = "/proc/sys/net/core/netdev_max_backlog"
+	old, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, []byte(v), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(key, old, 0o644) })
+}
+
+// softnetDrops is how many packets the guest's input queues have dropped
+// so far (/proc/net/softnet_stat, second column, per CPU, in hex).
+func softnetDrops(t *testing.T) uint64 {
+	b, err := os.ReadFile("/proc/net/softnet_stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(l); len(f) > 1 {
+			v, _ := strconv.ParseUint(f[1], 16, 64)
+			n += v
+		}
+	}
+	return n
+}
+
 // startConns opens n harness connections from the client; it returns once
 // every one has had its first three answers (each is past its third packet).
 func (sl *syncLab) startConns(n int) *labnet.Proc {
 	sl.t.Helper()
 	start := time.Now()
 	p := sl.client.Start("", bin(sl.t, "labhost"), "conns", "--addr", fmt.Sprintf("%s:%d", vip, linePort),
-		"--count", fmt.Sprint(n), "--interval", "100ms", "--stall", stallLimit().String())
-	eventually(sl.t, 2*time.Minute, "the harness's connections come up", func() error {
+		"--count", fmt.Sprint(n), "--interval", sl.every.String(), "--stall", stallLimit().String())
+	// Connects go 16 at a time: a thousand take a while in the guest.
+	eventually(sl.t, max(2*time.Minute, time.Duration(n)*200*time.Millisecond), "the harness's connections come up", func() error {
 		if done, err := p.Exited(); done {
 			sl.t.Fatalf("conns exited: %v\n%s", err, p.Output())
 		}
 		if !strings.Contains(p.Output(), "ready") {
-			return fmt.Errorf("not ready yet")
+			return fmt.Errorf("not ready yet: %s", lastLine(p.Output()))
 		}
 		return nil
 	})
+	sl.up = n
 	if !strings.Contains(p.Output(), fmt.Sprintf("ready %d\n", n)) {
-		sl.t.Fatalf("not every connection came up: %s", p.Output())
+		m := regexp.MustCompile(`(?m)^ready (\d+)$`).FindStringSubmatch(p.Output())
+		if sl.short && m != nil {
+			sl.up, _ = strconv.Atoi(m[1])
+			sl.t.Logf("%d of %d connections came up, going on with them", sl.up, n)
+			return p
+		}
+		r := sl.stopConns(p)
+		sl.t.Fatalf("not every connection came up: %v; %s; why: %v", m, r, r.errors())
 	}
 	sl.t.Logf("%d connections up in %v", n, time.Since(start).Round(time.Millisecond))
 	return p
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndex(s, "\n")+1:]
 }
 
 // stopConns ends the harness and returns its report.
@@ -337,8 +417,17 @@ func syncedConns(h *labnet.Host) int {
 // over, and the connections run on past the stall limit.
 func (sl *syncLab) survive(from, to *node, n int, sync bool) connsResult {
 	sl.t.Helper()
+	return sl.takeover(from, to, sl.startSynced(to, n, sync))
+}
+
+// startSynced starts n harness connections and, with sync, returns once
+// to holds them all (witness: ipvsadm -Lnc); without, once the sync would
+// have had the same time, checking to holds none.
+func (sl *syncLab) startSynced(to *node, n int, sync bool) *labnet.Proc {
+	sl.t.Helper()
 	conns := sl.startConns(n)
 	if sync {
+		n = sl.up
 		eventually(sl.t, syncFlushWait, fmt.Sprintf("%s holds the %d connections (ipvsadm -Lnc)", to, n), func() error {
 			if got := syncedConns(to.h); got < n {
 				return fmt.Errorf("%d of %d", got, n)
@@ -360,10 +449,56 @@ func (sl *syncLab) survive(from, to *node, n int, sync bool) connsResult {
 			sl.t.Errorf("sync off, yet %s holds %d connections", to, got)
 		}
 	}
+	return conns
+}
+
+// takeover kills from's box under the running harness conns, waits for
+// to to take the VIP and the client's ARP entry, and runs the
+// connections on past the stall limit.
+func (sl *syncLab) takeover(from, to *node, conns *labnet.Proc) connsResult {
+	sl.t.Helper()
 	from.crash()
 	eventually(sl.t, 20*eventuallyScale, to.String()+" takes the VIP", func() error { return hasVIP(to.h, true) })
 	sl.eventuallyARP(to)
 	// Past the stall limit, so a hung connection shows as one.
+	time.Sleep(stallLimit() + 2*time.Second)
+	return sl.stopConns(conns)
+}
+
+// failback runs after a takeover from master to backup: n new
+// connections through backup, then master's box returns (link up, its VIP
+// gone as after a reboot) and its director restarts and preempts; the
+// connections run on past the stall limit.
+func (sl *syncLab) failback(master, backup *node, n int) connsResult {
+	sl.t.Helper()
+	return sl.returnAndPreempt(master, backup, sl.startConns(n))
+}
+
+// returnAndPreempt is failback's second half, under the running harness
+// conns.
+func (sl *syncLab) returnAndPreempt(master, backup *node, conns *labnet.Proc) connsResult {
+	sl.t.Helper()
+	master.h.Exec("ip", "addr", "del", vip+"/32", "dev", "eth0")
+	master.h.IP("link", "set", "eth0", "up")
+	if master.keepalived {
+		os.Remove(master.log) // so the wait below reads the new run's log
+	}
+	master.start()
+	if master.keepalived {
+		// Starting keepalived from the host's file system takes long in
+		// a loaded guest: the takeover is timed from its first state.
+		eventually(sl.t, time.Minute, master.String()+" is up again", func() error {
+			b, _ := os.ReadFile(master.log)
+			if !strings.Contains(string(b), "Entering BACKUP STATE") && !strings.Contains(string(b), "Entering MASTER STATE") {
+				return fmt.Errorf("no VRRP state in its log yet")
+			}
+			return nil
+		})
+	}
+	eventually(sl.t, 20*eventuallyScale, "the old master takes the VIP back", func() error {
+		return firstErr(hasVIP(master.h, true), hasVIP(backup.h, false))
+	})
+	sl.eventuallyARP(master)
 	time.Sleep(stallLimit() + 2*time.Second)
 	return sl.stopConns(conns)
 }
@@ -397,25 +532,7 @@ func TestConnSyncKeepalived(t *testing.T) {
 			}
 
 			// Failback: the box returns, keepalived restarts and preempts.
-			conns := sl.startConns(n)
-			master.h.IP("link", "set", "eth0", "up")
-			os.Remove(master.log) // so the wait below reads the new run's log
-			master.start()
-			// Starting keepalived from the host's file system takes long in
-			// a loaded guest: the takeover is timed from its first state.
-			eventually(t, time.Minute, master.String()+" is up again", func() error {
-				b, _ := os.ReadFile(master.log)
-				if !strings.Contains(string(b), "Entering BACKUP STATE") && !strings.Contains(string(b), "Entering MASTER STATE") {
-					return fmt.Errorf("no VRRP state in its log yet")
-				}
-				return nil
-			})
-			eventually(t, 20*eventuallyScale, "the old master takes the VIP back", func() error {
-				return firstErr(hasVIP(master.h, true), hasVIP(backup.h, false))
-			})
-			sl.eventuallyARP(master)
-			time.Sleep(stallLimit() + 2*time.Second)
-			back := sl.stopConns(conns)
+			back := sl.failback(master, backup, n)
 			t.Logf("keepalived, sync=%v, failback: %s", sync, back)
 		})
 	}
@@ -475,14 +592,6 @@ func TestConnSyncGolvs(t *testing.T) {
 	}
 
 	// Failback: the box returns, the director restarts and preempts.
-	conns := sl.startConns(n)
-	master.h.IP("link", "set", "eth0", "up")
-	master.start()
-	eventually(t, 20*eventuallyScale, "the old master takes the VIP back", func() error {
-		return firstErr(hasVIP(master.h, true), hasVIP(backup.h, false))
-	})
-	sl.eventuallyARP(master)
-	time.Sleep(stallLimit() + 2*time.Second)
-	back := sl.stopConns(conns)
+	back := sl.failback(master, backup, n)
 	t.Logf("golvs, sync on, failback: %s", back)
 }

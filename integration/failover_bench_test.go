@@ -53,6 +53,7 @@ func TestFailoverBench(t *testing.T) {
 		for _, impl := range impls {
 			t.Run(fmt.Sprintf("%s/%v", impl, iv), func(t *testing.T) {
 				fl := newFailoverLab(t, iv, false)
+				fl.bench = true
 				mk := fl.ours
 				if impl == "keepalived" {
 					mk = fl.keepalived

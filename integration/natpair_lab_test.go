@@ -47,7 +47,7 @@ func newNATPairLab(t *testing.T) *syncLab {
 	for i, h := range fl.rs {
 		h.Start("ready", bin(t, "labhost"), "serve", "--name", fl.names[i], "--line", fmt.Sprintf(":%d", linePort))
 	}
-	return &syncLab{fl}
+	return &syncLab{failoverLab: fl, every: 100 * time.Millisecond}
 }
 
 // hasGateway checks whether h holds the gateway, with its prefix, on eth1.

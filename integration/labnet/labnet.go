@@ -301,6 +301,9 @@ func (h *Host) Start(ready string, name string, args ...string) *Proc {
 	go func() {
 		defer close(scanned)
 		sc := bufio.NewScanner(pr)
+		// A report may be one long JSON line (labhost conns: ~150 bytes a
+		// connection), past the scanner's 64 KiB default.
+		sc.Buffer(make([]byte, 64*1024), 64<<20)
 		seen := ready == ""
 		if seen {
 			close(readyc)

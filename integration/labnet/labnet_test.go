@@ -1,10 +1,12 @@
 package labnet
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSegmentHosts runs on the host itself (namespaces, veth and bridges
@@ -53,5 +55,25 @@ func TestSegmentHosts(t *testing.T) {
 		if strings.Contains(string(out), n) {
 			t.Errorf("namespace %s left after cleanup", n)
 		}
+	}
+}
+
+// A process's output keeps a line longer than bufio's default 64 KiB
+// (labhost conns reports 1,000 connections on one ~150 KB line).
+func TestStartLongLine(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("labnet needs root to create network namespaces")
+	}
+	l := NewLab(t)
+	h := l.Host("a", l.Segment("lan"), "192.0.2.1/24")
+	p := h.Start("", "/bin/busybox", "sh", "-c", "/bin/busybox head -c 200000 /dev/zero | /bin/busybox tr '\\0' x; echo; echo end")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(p.Output()), "\n")
+	if len(lines) != 2 || len(lines[0]) != 200000 || lines[1] != "end" {
+		t.Errorf("got %d lines, the first %d bytes", len(lines), len(lines[0]))
 	}
 }

@@ -7,6 +7,8 @@
 //	lab test [--run REGEXP] [--shards N]   build, then run the e2e suite in guests side by side
 //	                                       (and the status page in Chromium on this host)
 //	lab demo                               a DR topology with a short report
+//	lab bench [flags]                      the IPVS programming benchmark (bench/README.md)
+//	lab bench-failover [flags]             failover outage and connections kept, ours vs keepalived
 package main
 
 import (
@@ -44,16 +46,19 @@ func main() {
 }
 
 func usage() error {
-	return errors.New("usage: lab prereqs | lab run [--timeout D] [--vm] [--cpus N] [--forward HOST:GUEST] -- CMD ARGS... | lab test [--vm] [--run REGEXP] [--shards N] | lab demo [--vm] | lab bench [flags]")
+	return errors.New("usage: lab prereqs | lab run [--timeout D] [--vm] [--cpus N] [--forward HOST:GUEST] -- CMD ARGS... | lab test [--vm] [--run REGEXP] [--shards N] | lab demo [--vm] | lab bench [flags] | lab bench-failover [flags]")
 }
 
 func run(ctx context.Context, args []string) (int, error) {
 	if len(args) == 0 {
 		return 2, usage()
 	}
-	if args[0] == "bench" {
+	switch args[0] {
+	case "bench":
 		// bench.go parses its own flags.
 		return cmdBench(args[1:]), nil
+	case "bench-failover":
+		return cmdBenchFailover(args[1:]), nil
 	}
 	fs := flag.NewFlagSet("lab "+args[0], flag.ContinueOnError)
 	timeout := fs.Duration("timeout", 45*time.Minute, "kill the guest after this long")

@@ -9,8 +9,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -98,9 +100,11 @@ type ConnsResult struct {
 }
 
 // conns opens count connections to addr (at most 16 connects at a time),
-// prints "ready N" once every connection has had warm answers (or failed
-// trying), and exchanges lines until ctx ends or duration passes.
-func conns(ctx context.Context, addr string, count int, interval, duration, stall time.Duration, warm int, ready func(int)) ConnsResult {
+// prints "ready N" once every connection has had warm answers, failed
+// trying, or gone warmTimeout since it connected without them (one hung
+// connection must not hold the report back), and exchanges lines until
+// ctx ends or duration passes.
+func conns(ctx context.Context, addr string, count int, interval, duration, stall time.Duration, warm int, warmTimeout time.Duration, ready func(int)) ConnsResult {
 	if duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, duration)
@@ -108,22 +112,39 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 	}
 	reports := make([]ConnReport, count)
 	var wg, warmed sync.WaitGroup
-	var warmOK atomic.Int64
+	var warmOK, warmFailed, connected atomic.Int64
 	sem := make(chan struct{}, 16)
 	for i := range count {
 		wg.Add(1)
 		warmed.Add(1)
 		go func() {
 			defer wg.Done()
-			reports[i] = oneConn(ctx, addr, interval, stall, warm, sem, func(ok bool) {
+			reports[i] = oneConn(ctx, addr, interval, stall, warm, warmTimeout, sem, &connected, func(ok bool) {
 				if ok {
 					warmOK.Add(1)
+				} else {
+					warmFailed.Add(1)
 				}
 				warmed.Done()
 			})
 		}()
 	}
+	// Progress while warming, on stderr: where a slow start is stuck.
+	warmDone := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-warmDone:
+				return
+			case <-tick.C:
+				fmt.Fprintf(os.Stderr, "warming: %d connected, %d warm, %d failed of %d\n", connected.Load(), warmOK.Load(), warmFailed.Load(), count)
+			}
+		}
+	}()
 	warmed.Wait()
+	close(warmDone)
 	if ctx.Err() == nil {
 		ready(int(warmOK.Load()))
 	}
@@ -159,7 +180,7 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 
 // oneConn runs one connection until ctx ends. warmed is called once: true
 // after warm answers, false if the connection failed before.
-func oneConn(ctx context.Context, addr string, interval, stall time.Duration, warm int, sem chan struct{}, warmed func(bool)) ConnReport {
+func oneConn(ctx context.Context, addr string, interval, stall time.Duration, warm int, warmTimeout time.Duration, sem chan struct{}, connected *atomic.Int64, warmed func(bool)) ConnReport {
 	var r ConnReport
 	once := sync.Once{}
 	signal := func(ok bool) { once.Do(func() { warmed(ok) }) }
@@ -174,7 +195,10 @@ func oneConn(ctx context.Context, addr string, interval, stall time.Duration, wa
 		return r
 	}
 	defer c.Close()
+	connected.Add(1)
 	r.Local = c.LocalAddr().String()
+	late := time.AfterFunc(warmTimeout, func() { signal(false) })
+	defer late.Stop()
 	// The read below is unblocked by closing the connection when ctx ends.
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()

@@ -63,6 +63,7 @@ func run(ctx context.Context, args []string) error {
 	lineAddr := fs.String("line", "", "serve: line-protocol listen address (answers every line with the name)")
 	stall := fs.Duration("stall", 3*time.Second, "conns: a gap between answers longer than this is a stall")
 	warm := fs.Int("warm", 3, "conns: answers each connection has before \"ready\"")
+	warmTimeout := fs.Duration("warm-timeout", time.Minute, "conns: a connection without its warm answers this long after connecting counts as not ready")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -86,7 +87,7 @@ func run(ctx context.Context, args []string) error {
 		if !isSet(fs, "duration") {
 			*duration = 0
 		}
-		return enc.Encode(conns(ctx, *addr, *count, *interval, *duration, *stall, *warm, func(n int) { fmt.Println("ready", n) }))
+		return enc.Encode(conns(ctx, *addr, *count, *interval, *duration, *stall, *warm, *warmTimeout, func(n int) { fmt.Println("ready", n) }))
 	case "client":
 		return enc.Encode(httpClient(ctx, *url, *count, *timeout))
 	case "udp":
