@@ -46,6 +46,9 @@ type Situation struct {
 	Mode   Mode
 	// Master: with VRRP, this director is the master now.
 	Master bool
+	// SelfDrained: routed, the operator took this director out of the
+	// routers' ECMP groups (director drain-self) until undrain-self.
+	SelfDrained bool
 }
 
 // Decision is which addresses this director should hold now, and what the
@@ -58,6 +61,11 @@ type Decision struct {
 	// prefix on its interface (defaulted to [director] interface): only
 	// while VRRP master, like the VIPs. A NAT pair's gateway lives here.
 	Extra []config.FailoverAddress
+	// Routes (routed only) are the VIPs to announce to the routers: Hold,
+	// or none while drained by the operator. A drained director keeps
+	// Hold on its device, so flows the routers still send (while they
+	// converge) are forwarded, not dropped.
+	Routes []netip.Addr
 	// Fault: no service has a healthy backend, so this director should
 	// hand the VIPs to a peer that may reach its real servers (VRRP fault,
 	// or a priority lowered by track_decrement).
@@ -89,6 +97,10 @@ func Announce(s Situation) Decision {
 		}
 	case Routed:
 		d.Hold = servableVIPs(s.Topo, view)
+		d.Routes = d.Hold
+		if s.SelfDrained {
+			d.Routes = nil
+		}
 	}
 	return d
 }

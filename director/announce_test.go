@@ -115,3 +115,41 @@ func TestAnnounceFailoverAddresses(t *testing.T) {
 		t.Error("Announce defaulted the interface in the topology itself")
 	}
 }
+
+// Routed, the routes follow the held VIPs unless the operator drained
+// the director (drain-self): then nothing is announced, the VIPs stay
+// held so what the routers still send is forwarded. Other modes announce
+// no routes.
+func TestAnnounceRoutes(t *testing.T) {
+	vipB := netip.MustParseAddr("10.0.0.11")
+	chk := &config.Check{Type: config.CheckTCP}
+	web := webService(backend(be1, 1))
+	web.Check = chk
+	api := webService(backend(be2, 1))
+	api.Name, api.Address, api.Check = "api", vipB, chk
+	up := health.Status{Checked: true, Up: true, WeightPercent: health.WeightNotReported}
+	down := health.Status{Checked: true, WeightPercent: health.WeightNotReported}
+	view := mapView{ap(be1): up, netip.AddrPortFrom(be2, 80): down}
+	eq := cmp.Comparer(func(x, y netip.Addr) bool { return x == y })
+	for _, tc := range []struct {
+		name         string
+		mode         Mode
+		drained      bool
+		hold, routes []netip.Addr
+	}{
+		{"routed announces the servable", Routed, false, []netip.Addr{vipA}, []netip.Addr{vipA}},
+		{"drained announces none, holds on", Routed, true, []netip.Addr{vipA}, nil},
+		{"static has no routes", Static, false, []netip.Addr{vipA, vipB}, nil},
+		{"vrrp has no routes", VRRP, true, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Announce(Situation{Topo: topo(web, api), Health: view, Mode: tc.mode, SelfDrained: tc.drained})
+			if diff := cmp.Diff(tc.hold, d.Hold, cmpopts.EquateEmpty(), eq); diff != "" {
+				t.Errorf("Hold (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.routes, d.Routes, cmpopts.EquateEmpty(), eq); diff != "" {
+				t.Errorf("Routes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/golvs/golvs/director/status"
 	"github.com/golvs/golvs/internal/netlimit"
 )
 
@@ -26,18 +27,35 @@ type Controller interface {
 	Undrain(service string, backend netip.AddrPort) error
 }
 
+// SelfControl is a routed director's own state and drain; *Runtime with
+// [bgp] is one.
+type SelfControl interface {
+	// BGPStatus is the sessions and the VIPs announced now.
+	BGPStatus(ctx context.Context) *status.BGP
+	// DrainSelf records drain-self (on) or its end and applies it: it
+	// returns once the routes are withdrawn (or announced again).
+	DrainSelf(ctx context.Context, on bool) error
+}
+
+// ErrNotRouted: drain-self asked of a director without [bgp].
+var ErrNotRouted = errors.New("this director has no [bgp]: drain-self withdraws BGP routes, and there are none")
+
 // ControlServer serves the control socket: HTTP with JSON over a unix
 // socket that only root can reach (directory 0700, socket 0600).
 //
 //	GET  /status
 //	POST /drain?service=S&backend=ADDR:PORT
 //	POST /undrain?service=S&backend=ADDR:PORT
+//	POST /drain-self
+//	POST /undrain-self
 type ControlServer struct {
 	Path       string
 	Controller Controller
 	Logger     *slog.Logger
 	// VRRPState, when set, fills Status.VRRP and Status.VRRPTransitions.
 	VRRPState func() (state string, transitions []string)
+	// Self, when set ([bgp]), fills Status.BGP and serves drain-self.
+	Self SelfControl
 	// Limits bounds clients' time, headers and connections; nil means
 	// netlimit.Control() (tests shorten it).
 	Limits *netlimit.Limits
@@ -125,8 +143,27 @@ func (s *ControlServer) handler(log *slog.Logger) http.Handler {
 		if s.VRRPState != nil {
 			st.VRRP, st.VRRPTransitions = s.VRRPState()
 		}
+		if s.Self != nil {
+			st.BGP = s.Self.BGPStatus(r.Context())
+		}
 		writeJSON(w, http.StatusOK, st)
 	})
+	self := func(on bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if s.Self == nil {
+				writeError(w, http.StatusConflict, ErrNotRouted)
+				return
+			}
+			if err := s.Self.DrainSelf(r.Context(), on); err != nil {
+				writeError(w, http.StatusInternalServerError, err)
+				return
+			}
+			log.Info("control request", "path", r.URL.Path)
+			writeJSON(w, http.StatusOK, map[string]string{"result": "ok"})
+		}
+	}
+	mux.HandleFunc("POST /drain-self", self(true))
+	mux.HandleFunc("POST /undrain-self", self(false))
 	drain := func(on bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			svc := r.URL.Query().Get("service")
@@ -236,6 +273,17 @@ func (c ControlClient) Status(ctx context.Context) (Status, error) {
 // Drain asks the director to drain a backend.
 func (c ControlClient) Drain(ctx context.Context, service string, backend netip.AddrPort) error {
 	return c.do(ctx, http.MethodPost, "/drain", url.Values{"service": {service}, "backend": {backend.String()}}, nil)
+}
+
+// DrainSelf withdraws the director's routes until UndrainSelf; it keeps
+// running and forwarding.
+func (c ControlClient) DrainSelf(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/drain-self", nil, nil)
+}
+
+// UndrainSelf announces the director's routes again.
+func (c ControlClient) UndrainSelf(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/undrain-self", nil, nil)
 }
 
 // Undrain ends an operator drain.

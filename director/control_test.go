@@ -2,11 +2,14 @@ package director
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/golvs/golvs/director/status"
 )
 
 func TestControlSocket(t *testing.T) {
@@ -87,5 +90,68 @@ func TestControlSocket(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("socket left behind after shutdown: %v", err)
+	}
+}
+
+// fakeSelf is a routed director's drain-self as the control socket sees it.
+type fakeSelf struct {
+	drained bool
+	err     error
+}
+
+func (f *fakeSelf) BGPStatus(context.Context) *status.BGP {
+	return &status.BGP{ASN: 65010, SelfDrained: f.drained, Peers: []status.BGPPeer{{State: "established"}}}
+}
+
+func (f *fakeSelf) DrainSelf(_ context.Context, on bool) error {
+	if f.err != nil {
+		return f.err
+	}
+	f.drained = on
+	return nil
+}
+
+// drain-self and undrain-self reach the routed director and status
+// carries its BGP state; a director without [bgp] refuses them.
+func TestControlDrainSelf(t *testing.T) {
+	f := newFixture(t)
+	r := f.reconciler(topo(webService(backend(be1, 1))), nil)
+	f.sync(r)
+	self := &fakeSelf{}
+	serve := func(s *ControlServer) ControlClient {
+		s.Path = filepath.Join(t.TempDir(), "d.sock")
+		ln, err := s.Listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ctx, ln) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return ControlClient{Path: s.Path}
+	}
+	ctx := t.Context()
+	c := serve(&ControlServer{Controller: r, Self: self})
+	if err := c.DrainSelf(ctx); err != nil || !self.drained {
+		t.Fatalf("drain-self: %v, drained %v", err, self.drained)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || st.BGP == nil || !st.BGP.SelfDrained || st.BGP.Peers[0].State != "established" {
+		t.Fatalf("status after drain-self: %v %+v", err, st.BGP)
+	}
+	if err := c.UndrainSelf(ctx); err != nil || self.drained {
+		t.Fatalf("undrain-self: %v, drained %v", err, self.drained)
+	}
+	self.err = errors.New("not recorded, so not done: disk full")
+	if err := c.DrainSelf(ctx); err == nil || !strings.Contains(err.Error(), "not recorded") {
+		t.Errorf("failed drain-self reported %v", err)
+	}
+
+	plain := serve(&ControlServer{Controller: r})
+	if err := plain.DrainSelf(ctx); err == nil || !strings.Contains(err.Error(), "no [bgp]") {
+		t.Errorf("drain-self without [bgp]: %v", err)
+	}
+	if st, err := plain.Status(ctx); err != nil || st.BGP != nil {
+		t.Errorf("status without [bgp]: %v, bgp %+v", err, st.BGP)
 	}
 }

@@ -36,6 +36,7 @@ func (r *Reconciler) loadStateLocked() {
 	for _, d := range st.Drains {
 		r.opDrains[d] = true
 	}
+	r.selfDrained = st.SelfDrained
 	r.drainsGen++
 }
 
@@ -71,7 +72,7 @@ func (r *Reconciler) retryState() error {
 }
 
 func (r *Reconciler) writeStateLocked() error {
-	st := state{Services: make([]ipvs.ServiceKey, 0, len(r.owned))}
+	st := state{Services: make([]ipvs.ServiceKey, 0, len(r.owned)), SelfDrained: r.selfDrained}
 	for k := range r.owned {
 		st.Services = append(st.Services, k)
 	}

@@ -83,6 +83,7 @@ type Reconciler struct {
 	stateErr    error                    // the last state write's error, or why the file is not used
 	owned       map[ipvs.ServiceKey]bool // as last persisted
 	opDrains    map[drainKey]bool        // operator drains, persisted
+	selfDrained bool                     // drain-self, persisted
 	draining    map[destKey]time.Time    // leaving destinations, since when
 	quorumLost  map[string]bool          // services whose quorum is lost, as last logged
 	reloaded    bool                     // SetConfig since the last pass

@@ -59,6 +59,7 @@ type Runtime struct {
 	extra    map[string]PrefixAnnouncer // by interface; guarded by holdMu
 	vrrp     *vrrp.Runner               // nil without [failover]
 	bgp      *bgp.Announcer             // nil without [bgp]
+	speaker  speakerStatus              // with bgp: its sessions, for status
 	master   atomic.Bool                // with failover: VIPs are ours only while master
 	track    chan struct{}              // health or topology changed: decide again
 	sysctls  []SysctlChange
@@ -174,7 +175,7 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 		if err != nil {
 			return err
 		}
-		rt.bgp, rt.vips = ann.Announcer, ann
+		rt.bgp, rt.vips, rt.speaker = ann.Announcer, ann, sp
 		parts0["bgp"] = sp.Run
 	}
 	if rt.vips == nil {
@@ -188,6 +189,9 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 	rt.claimExtra(topo)
 
 	ctl := &ControlServer{Path: topo.Director.ControlSocket, Controller: rec, Logger: rt.Log.With("part", "control")}
+	if rt.bgp != nil {
+		ctl.Self = rt
+	}
 	parts := map[string]func(context.Context) error{
 		"reconciler": rec.Run,
 		"health":     rt.monitor.Run,
@@ -224,6 +228,9 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 			src.Sync = func(ctx context.Context) (SyncStatus, error) {
 				return ReadSyncStatus(ctx, kernel, WantDaemons(rt.current().Failover), ipvs.ReadConnOrigins)
 			}
+		}
+		if rt.bgp != nil {
+			src.BGP = rt.BGPStatus
 		}
 		if rt.vrrp != nil {
 			src.VRRP = func() metrics.VRRPInfo {
@@ -359,23 +366,37 @@ func (rt *Runtime) situation() Situation {
 	case rt.vrrp != nil:
 		s.Mode, s.Master = VRRP, rt.master.Load()
 	case rt.bgp != nil:
-		s.Mode = Routed
+		s.Mode, s.SelfDrained = Routed, rt.rec.SelfDrained()
 	}
 	return s
 }
 
 // hold decides and applies the addresses to hold now.
 func (rt *Runtime) hold(ctx context.Context) Decision {
+	d, _ := rt.apply(ctx)
+	return d
+}
+
+// apply is hold, with what failed: the VIPs (and with [bgp] their
+// routes), or the failover addresses.
+func (rt *Runtime) apply(ctx context.Context) (Decision, error) {
 	rt.holdMu.Lock()
 	defer rt.holdMu.Unlock()
 	d := Announce(rt.situation())
-	if err := rt.vips.Set(ctx, d.Hold); err != nil {
+	var err error
+	if rt.bgp != nil {
+		err = rt.bgp.SetRoutes(ctx, d.Hold, d.Routes)
+	} else {
+		err = rt.vips.Set(ctx, d.Hold)
+	}
+	if err != nil {
 		rt.Log.Error("could not set the VIPs; retrying on the next change", "err", err)
 	}
-	if err := rt.setExtra(ctx, d.Extra); err != nil {
-		rt.Log.Error("could not set the failover addresses; retrying on the next change", "err", err)
+	if xerr := rt.setExtra(ctx, d.Extra); xerr != nil {
+		rt.Log.Error("could not set the failover addresses; retrying on the next change", "err", xerr)
+		err = errors.Join(err, xerr)
 	}
-	return d
+	return d, err
 }
 
 // runAnnounce decides again whenever health or the topology changes:

@@ -19,10 +19,13 @@ import (
 
 // state is what the director remembers across restarts: the services it
 // created (so one removed from the file while the director was down is
-// still recognised as its own) and operator drains.
+// still recognised as its own), operator drains and drain-self.
 type state struct {
 	Services []ipvs.ServiceKey `json:"services"`
 	Drains   []drainKey        `json:"drains,omitempty"`
+	// SelfDrained: director drain-self is in force (a routed director
+	// announces nothing until undrain-self).
+	SelfDrained bool `json:"self_drained,omitempty"`
 }
 
 // drainKey names a backend of a service, as operators do.

@@ -7,6 +7,8 @@
 //	director status  [--socket PATH | -config FILE] [--json]
 //	director drain   [--socket PATH | -config FILE] SERVICE BACKEND
 //	director undrain [--socket PATH | -config FILE] SERVICE BACKEND
+//	director drain-self   [--socket PATH | -config FILE]
+//	director undrain-self [--socket PATH | -config FILE]
 //	director import  [-o FILE] keepalived.conf
 //	director reload  [--pid PID] [--record FILE] [--timeout D]
 //	director version
@@ -39,6 +41,8 @@ commands:
   status   show services, backends, health, weights and connections
   drain    SERVICE BACKEND: give a backend weight 0, keeping its connections
   undrain  SERVICE BACKEND: end an operator drain
+  drain-self    [bgp]: withdraw this director's routes; it keeps running and forwarding
+  undrain-self  [bgp]: announce this director's routes again
   import   [-o FILE] keepalived.conf: write the equivalent topology file
   reload   SIGHUP the running director and wait until the file is applied (ExecReload)
   version  print the version and commit
@@ -67,6 +71,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDrain(args, stdout, stderr, true)
 	case "undrain":
 		return cmdDrain(args, stdout, stderr, false)
+	case "drain-self":
+		return cmdDrainSelf(args, stdout, stderr, true)
+	case "undrain-self":
+		return cmdDrainSelf(args, stdout, stderr, false)
 	case "import":
 		return cmdImport(args, stdout, stderr)
 	case "reload":
@@ -170,13 +178,15 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(ops) == 0 && len(daemons) == 0 {
 		fmt.Fprintln(stdout, "no changes")
-		return 0
 	}
 	for _, op := range ops {
 		fmt.Fprintln(stdout, op.String())
 	}
 	for _, d := range daemons {
 		fmt.Fprintln(stdout, d.String())
+	}
+	if topo.BGP != nil {
+		planRoutes(stdout, topo, r.SelfDrained())
 	}
 	return 0
 }

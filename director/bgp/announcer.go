@@ -36,21 +36,30 @@ type Announcer struct {
 // Set makes want the announced set: hold, announce, withdraw, release.
 // It is idempotent; every step is tried, the errors are joined.
 func (a *Announcer) Set(ctx context.Context, want []netip.Addr) error {
+	return a.SetRoutes(ctx, want, want)
+}
+
+// SetRoutes holds want on the device and announces the routes of those
+// of them in routes: a drained director (drain-self) withdraws its routes
+// yet keeps the VIPs, and so goes on forwarding the flows the routers
+// still send while they converge, and those of ECMP groups elsewhere.
+func (a *Announcer) SetRoutes(ctx context.Context, want, routes []netip.Addr) error {
 	want = normalize(want)
 	var errs *multierror.Error
 	a.mu.Lock()
 	prev := a.held
 	a.mu.Unlock()
-	announce := want
+	held := want
 	// First the new VIPs on the device, the old ones kept until their
 	// routes are withdrawn.
 	if err := a.Device.Set(ctx, union(want, prev)); err != nil {
 		errs = multierror.Append(errs, err)
 		// A VIP that may not be on the device is not announced: its
 		// traffic would be dropped (or routed back) here. Those already
-		// announced stay; the next Set retries the rest.
-		announce = intersect(want, prev)
+		// held stay; the next Set retries the rest.
+		held = intersect(want, prev)
 	}
+	announce := intersect(held, normalize(routes))
 	errs = multierror.Append(errs, a.Routes.Set(ctx, announce))
 	var gone []netip.Addr
 	for _, h := range prev {
@@ -59,7 +68,7 @@ func (a *Announcer) Set(ctx context.Context, want []netip.Addr) error {
 		}
 	}
 	a.mu.Lock()
-	a.held = announce
+	a.held = held
 	a.mu.Unlock()
 	if len(gone) > 0 {
 		if err := a.Device.Set(ctx, want); err != nil {

@@ -74,6 +74,37 @@ func TestAnnouncerOrder(t *testing.T) {
 	}
 }
 
+// SetRoutes: a drained director withdraws its routes and keeps the VIPs
+// on the device, so it goes on forwarding; undrained, it announces again.
+func TestAnnouncerDrainedKeepsDevice(t *testing.T) {
+	j := &journal{}
+	a := &Announcer{Device: fakeDevice{j}, Routes: fakeRoutes{j}}
+	ctx := t.Context()
+	both := []netip.Addr{vip1, vip2}
+	steps := []struct {
+		want, routes []netip.Addr
+		calls        []string
+	}{
+		{both, both, []string{"device [192.0.2.1 192.0.2.2]", "announce [192.0.2.1 192.0.2.2]"}},
+		// drain-self: every route goes, nothing leaves the device.
+		{both, nil, []string{"device [192.0.2.1 192.0.2.2]", "announce []"}},
+		// A VIP that became unservable while drained leaves the device.
+		{[]netip.Addr{vip2}, nil, []string{"device [192.0.2.1 192.0.2.2]", "announce []", "device [192.0.2.2]"}},
+		// A route is only announced for a VIP held.
+		{[]netip.Addr{vip2}, both, []string{"device [192.0.2.2]", "announce [192.0.2.2]"}},
+		{both, both, []string{"device [192.0.2.1 192.0.2.2]", "announce [192.0.2.1 192.0.2.2]"}},
+	}
+	for i, st := range steps {
+		j.calls = nil
+		if err := a.SetRoutes(ctx, st.want, st.routes); err != nil {
+			t.Errorf("step %d: err = %v", i, err)
+		}
+		if !slices.Equal(j.calls, st.calls) {
+			t.Errorf("step %d: calls\n got %q\nwant %q", i, j.calls, st.calls)
+		}
+	}
+}
+
 // The VIP holder is the device the director uses (on vip_interface "lo").
 var _ Device = (*vip.Holder)(nil)
 var _ Routes = (*Speaker)(nil)

@@ -304,6 +304,12 @@ type PeerStatus struct {
 	// BFD is the BFD session state (up, down, init, admin_down), "" when
 	// BFD is off for the peer.
 	BFD string
+	// Since is when the session was last established (while it is) or
+	// last went down; zero when it never was.
+	Since time.Time
+	// Advertised counts the routes sent to the peer; Received those it
+	// sent (all rejected: a director installs none).
+	Advertised, Received uint64
 }
 
 // Status is what status pages and metrics show.
@@ -328,7 +334,7 @@ func (s *Speaker) Status(ctx context.Context) (Status, error) {
 	slices.SortFunc(st.Announced, netip.Addr.Compare)
 	states := map[string]*api.Peer{}
 	if srv != nil {
-		if err := srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		if err := srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
 			states[p.GetConf().GetNeighborAddress()] = p
 		}); err != nil {
 			return st, fmt.Errorf("bgp: list peers: %w", err)
@@ -341,10 +347,28 @@ func (s *Speaker) Status(ctx context.Context) (Status, error) {
 			if p.BFD {
 				ps.BFD = strings.ToLower(strings.TrimPrefix(ap.GetState().GetBfdState().GetSessionState().String(), "BFD_SESSION_STATE_"))
 			}
+			ts := ap.GetTimers().GetState()
+			if ps.State == "established" {
+				ps.Since = timestamp(ts.GetUptime().AsTime(), ts.GetUptime() != nil)
+				for _, af := range ap.GetAfiSafis() {
+					ps.Advertised += af.GetState().GetAdvertised()
+					ps.Received += af.GetState().GetReceived()
+				}
+			} else {
+				ps.Since = timestamp(ts.GetDowntime().AsTime(), ts.GetDowntime() != nil)
+			}
 		}
 		st.Peers = append(st.Peers, ps)
 	}
 	return st, nil
+}
+
+// timestamp is t, or zero when GoBGP sent none.
+func timestamp(t time.Time, ok bool) time.Time {
+	if !ok {
+		return time.Time{}
+	}
+	return t
 }
 
 func stateName(s bgppkt.FSMState) string {

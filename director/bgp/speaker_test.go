@@ -147,6 +147,9 @@ func TestSpeakerAnnounces(t *testing.T) {
 	if !st.Running || len(st.Peers) != 1 || st.Peers[0].State != "established" || !slices.Equal(st.Announced, []netip.Addr{vip1}) {
 		t.Errorf("status = %+v, want running, one established peer, %v announced", st, vip1)
 	}
+	if p := st.Peers[0]; p.Since.IsZero() || time.Since(p.Since) > time.Minute || p.Advertised != 1 || p.Received != 0 {
+		t.Errorf("peer status = %+v, want established since just now, 1 route sent, none received", p)
+	}
 
 	// Idempotent, unordered, with duplicates: the full wanted set.
 	for _, want := range [][]netip.Addr{{vip2, vip1, vip2}, {vip1, vip2}} {

@@ -37,6 +37,8 @@ type Source struct {
 	// director's own fault (EMFILE...), which left the backend's state
 	// alone.
 	LocalErrors func() uint64
+	// BGP is nil without [bgp] (see bgp.go).
+	BGP func(ctx context.Context) *status.BGP
 	// Sync is nil without [failover.sync] (see sync.go).
 	Sync func(ctx context.Context) (status.SyncStatus, error)
 	// VRRPTransitions and HealthTransitions, when set, list the last
@@ -161,6 +163,9 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 	}
 	if src.Sync != nil {
 		reg.MustRegister(newSyncCollector(src.Sync, 10*time.Second, log))
+	}
+	if src.BGP != nil {
+		reg.MustRegister(newBGPCollector(src.BGP, 10*time.Second))
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))

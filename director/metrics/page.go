@@ -36,6 +36,7 @@ type Page struct {
 	VRRPState       string        `json:"vrrp_state,omitempty"`
 	VRRPPriority    int           `json:"vrrp_priority,omitempty"`
 	VRRPTransitions []string      `json:"vrrp_transitions,omitempty"`
+	BGP             *status.BGP   `json:"bgp,omitempty"`
 	Health          []string      `json:"health_transitions"`
 	Services        []PageService `json:"services"`
 }
@@ -74,6 +75,9 @@ func (p *pager) page(ctx context.Context) (Page, error) {
 	}
 	if p.src.HealthTransitions != nil {
 		pg.Health = p.src.HealthTransitions()
+	}
+	if p.src.BGP != nil {
+		pg.BGP = p.src.BGP(ctx)
 	}
 	for _, sv := range st.Services {
 		ps := PageService{ServiceStatus: sv, Backends: make([]PageBackend, 0, len(sv.Backends))}
@@ -161,6 +165,9 @@ func (p *pager) serveText(ctx context.Context, w http.ResponseWriter) {
 	}
 	if p.src.VRRPTransitions != nil {
 		st.VRRPTransitions = p.src.VRRPTransitions()
+	}
+	if p.src.BGP != nil {
+		st.BGP = p.src.BGP(ctx)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	st.WriteText(w)

@@ -19,6 +19,9 @@ type Status struct {
 	// VRRPTransitions are the last state changes with their reasons,
 	// newest first.
 	VRRPTransitions []string `json:"vrrp_transitions,omitempty"`
+	// BGP is the routed director's sessions and announcements; nil
+	// without [bgp]. Filled in by the control server.
+	BGP *BGP `json:"bgp,omitempty"`
 }
 
 // ServiceStatus is one configured service.
@@ -58,6 +61,11 @@ func (s Status) WriteText(w io.Writer) error {
 	}
 	for _, t := range s.VRRPTransitions {
 		fmt.Fprintf(w, "  %s\n", t)
+	}
+	if s.BGP != nil {
+		if err := s.BGP.WriteText(w); err != nil {
+			return err
+		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, sv := range s.Services {

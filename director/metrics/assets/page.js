@@ -69,6 +69,24 @@ function service(s) {
     el("table", {}, el("thead", {}, head), body));
 }
 
+function bgp(b) {
+  const sec = document.getElementById("bgp");
+  sec.hidden = !b;
+  if (!b) return;
+  let state = `AS ${b.asn}, router id ${b.router_id}`;
+  if (b.self_drained) state += ", drained by operator (drain-self)";
+  if (b.leaving) state += ", leaving";
+  document.getElementById("bgp-state").textContent = state;
+  const time = (t) => (t ? new Date(t).toISOString().slice(11, 19) : "-");
+  document.getElementById("bgp-peers").replaceChildren(...(b.peers || []).map((p) =>
+    el("tr", { "data-peer": p.address, "data-state": p.state },
+      el("td", {}, p.address), el("td", {}, String(p.asn)), el("td", { class: "state" }, p.state),
+      el("td", {}, time(p.since)), el("td", {}, p.bfd || "-"), el("td", {}, String(p.advertised)))));
+  document.getElementById("bgp-vips").replaceChildren(...(b.vips || []).map((v) =>
+    el("li", { "data-vip": v.address, "data-announced": String(v.announced) },
+      v.address + ": " + (v.announced ? "announced" : `not announced (${v.reason})`))));
+}
+
 function lines(id, list, empty) {
   const ul = document.getElementById(id);
   const items = (list || []).map((t) => el("li", {}, t));
@@ -79,6 +97,7 @@ function lines(id, list, empty) {
 function render(p) {
   document.getElementById("services").replaceChildren(...p.services.map(service));
   lines("health-transitions", p.health_transitions, "none yet");
+  bgp(p.bgp);
   const vrrp = document.getElementById("vrrp");
   vrrp.hidden = !p.vrrp_state;
   if (p.vrrp_state) {
