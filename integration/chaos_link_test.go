@@ -92,11 +92,11 @@ func TestChaosLinkFlap(t *testing.T) {
 	// Bound: the director hears the link at once and re-adds in one
 	// netlink round trip; 2 s for the emulated guest on a busy host.
 	const bound = 2 * time.Second
-	eventually(t, bound*eventuallyScale, "the master's addresses back on eth0", func() error { return held(master.h, true) })
+	eventually(t, bound, "the master's addresses back on eth0", func() error { return held(master.h, true) })
 	back := time.Since(up)
 	macM := master.h.MAC("eth0")
 	var garp, na, naExtra time.Duration
-	eventually(t, bound*eventuallyScale, "gratuitous ARP and unsolicited NA from the master after the link returned", func() error {
+	eventually(t, bound, "gratuitous ARP and unsolicited NA from the master after the link returned", func() error {
 		garp, na, naExtra = announcedAfter(dump.Output(), macM, up)
 		if garp < 0 || na < 0 || naExtra < 0 {
 			return fmt.Errorf("after link-up: ARP %v, NA %v, NA of the failover address %v (negative: none seen)\n%s", garp, na, naExtra, dump.Output())

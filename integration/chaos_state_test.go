@@ -98,7 +98,7 @@ func TestChaosStateDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	mount("-o", "remount,ro", stateDir)
-	eventually(t, (resync+5*time.Second)*eventuallyScale, "the read-only disk exported and logged", func() error {
+	eventually(t, resync+5*time.Second, "the read-only disk exported and logged", func() error {
 		if got := metric("golvs_state_write_errors_total"); got == full {
 			return fmt.Errorf("golvs_state_write_errors_total still %s: no retry", got)
 		}
@@ -118,7 +118,7 @@ func TestChaosStateDir(t *testing.T) {
 	mount("-o", "remount,rw", stateDir)
 	back := time.Now()
 	// Bound: one resync interval, plus a pass and a scrape under emulation.
-	eventually(t, (resync+3*time.Second)*eventuallyScale, "the state written again", func() error {
+	eventually(t, resync+3*time.Second, "the state written again", func() error {
 		if got := metric("golvs_state_write_error"); got != "0" {
 			return fmt.Errorf("golvs_state_write_error = %s, want 0", got)
 		}
