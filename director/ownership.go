@@ -45,6 +45,13 @@ func (r *Reconciler) loadStateLocked() {
 // until it is written. r.mu must be held.
 func (r *Reconciler) saveStateLocked() error {
 	err := r.writeStateLocked()
+	if err != nil {
+		r.stateFailures++
+		if !r.stateDirty {
+			// Once per outage; the passes' own lines repeat the error.
+			r.log.Error("state file not written; the kernel is still served, and every pass tries again", "path", r.stateFile, "err", err)
+		}
+	}
 	r.stateDirty = err != nil
 	r.stateErr = err
 	return err
@@ -55,6 +62,14 @@ func (r *Reconciler) StateError() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.stateErr
+}
+
+// StateWrites reports the state file's health for metrics: how many
+// writes failed in all, and the last write's error (nil once written).
+func (r *Reconciler) StateWrites() (failures uint64, last error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stateFailures, r.stateErr
 }
 
 // retryStateLocked writes the state again if the last write failed.

@@ -76,20 +76,21 @@ type Reconciler struct {
 	rearm chan struct{} // a drain began outside Run's passes
 	pass  sync.Mutex    // one pass at a time
 
-	mu          sync.Mutex
-	topo        *config.Topology
-	stateLoaded bool
-	stateDirty  bool                     // the last state write failed: retry each pass
-	stateErr    error                    // the last state write's error, or why the file is not used
-	owned       map[ipvs.ServiceKey]bool // as last persisted
-	opDrains    map[drainKey]bool        // operator drains, persisted
-	selfDrained bool                     // drain-self, persisted
-	draining    map[destKey]time.Time    // leaving destinations, since when
-	quorumLost  map[string]bool          // services whose quorum is lost, as last logged
-	reloaded    bool                     // SetConfig since the last pass
-	idx         *topoIndex               // of idxOf
-	passes      uint64                   // full passes run, for FullDumpEvery
-	drainsGen   uint64                   // changes of opDrains
+	mu            sync.Mutex
+	topo          *config.Topology
+	stateLoaded   bool
+	stateDirty    bool                     // the last state write failed: retry each pass
+	stateErr      error                    // the last state write's error, or why the file is not used
+	stateFailures uint64                   // state writes that failed, in all
+	owned         map[ipvs.ServiceKey]bool // as last persisted
+	opDrains      map[drainKey]bool        // operator drains, persisted
+	selfDrained   bool                     // drain-self, persisted
+	draining      map[destKey]time.Time    // leaving destinations, since when
+	quorumLost    map[string]bool          // services whose quorum is lost, as last logged
+	reloaded      bool                     // SetConfig since the last pass
+	idx           *topoIndex               // of idxOf
+	passes        uint64                   // full passes run, for FullDumpEvery
+	drainsGen     uint64                   // changes of opDrains
 	// cache is the last pass's desired table (held under pass).
 	cache struct {
 		key desiredKey

@@ -197,6 +197,7 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 		"health":     rt.monitor.Run,
 		"announce":   rt.runAnnounce,
 		"sync":       rt.runSyncDaemons,
+		"links":      rt.runLinks,
 	}
 	maps.Copy(parts, parts0)
 	if topo.Failover != nil {
@@ -223,7 +224,8 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 			ln.Close()
 			return fmt.Errorf("metrics_address: %w", err)
 		}
-		src := metrics.Source{Status: rec.Status, LocalErrors: rt.monitor.LocalErrors, HealthTransitions: rt.monitor.RecentTransitions}
+		src := metrics.Source{Status: rec.Status, LocalErrors: rt.monitor.LocalErrors, HealthTransitions: rt.monitor.RecentTransitions,
+			StateWrites: rec.StateWrites}
 		if topo.Failover != nil && topo.Failover.Sync != nil {
 			src.Sync = func(ctx context.Context) (SyncStatus, error) {
 				return ReadSyncStatus(ctx, kernel, WantDaemons(rt.current().Failover), ipvs.ReadConnOrigins)

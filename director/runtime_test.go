@@ -187,3 +187,106 @@ func TestRuntime(t *testing.T) {
 		t.Errorf("cleanup left the VIP:\n%s", addrs())
 	}
 }
+
+// TestRuntimeLinkFlap: the director's interface goes down and up. The
+// kernel keeps IPv4 addresses over that but removes the IPv6 ones; the
+// director puts its IPv6 VIP back when the link returns.
+func TestRuntimeLinkFlap(t *testing.T) {
+	ns := fmt.Sprintf("golvs-flap-%d", os.Getpid())
+	ip := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ip("link", "add", "vip0", "type", "veth", "peer", "name", "vip0p")
+	ip("link", "set", "vip0", "up")
+	ip("link", "set", "vip0p", "up")
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "topology.toml")
+	writeAtomic(t, path, fmt.Sprintf(`[director]
+interface = "vip0"
+resync_interval = "1h"
+control_socket = %q
+state_file = %q
+
+[[service]]
+name = "web4"
+address = "192.0.2.10"
+port = 80
+forwarding = "nat"
+[[service.backend]]
+address = "10.0.1.1"
+port = 8080
+
+[[service]]
+name = "web6"
+address = "2001:db8::10"
+port = 80
+forwarding = "nat"
+[[service.backend]]
+address = "2001:db8:1::1"
+port = 8080
+`, filepath.Join(dir, "d.sock"), filepath.Join(dir, "d.state")))
+	topo, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	procSys := t.TempDir()
+	logs := &syncBuffer{}
+	ready := make(chan struct{})
+	d := &Runtime{
+		Log:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Path: path, Kernel: ipvsfake.New(), ProcSys: procSys,
+		NetnsPath: "/var/run/netns/" + ns, Ready: func() { close(ready) },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, topo, make(chan os.Signal)) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("daemon did not start: %v\n%s", err, logs.String())
+	}
+	held := func() error {
+		out := ip("-o", "addr", "show", "dev", "vip0")
+		for _, a := range []string{" 192.0.2.10/32 ", " 2001:db8::10/128 "} {
+			if !strings.Contains(out, a) {
+				return fmt.Errorf("%s missing:\n%s", a, out)
+			}
+		}
+		return nil
+	}
+	eventuallyNil := func(what string, cond func() error) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for err := cond(); err != nil; err = cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %v\n%s", what, err, logs.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	eventuallyNil("VIPs held", held)
+
+	ip("link", "set", "vip0", "down")
+	if out := ip("-o", "addr", "show", "dev", "vip0"); strings.Contains(out, "2001:db8::10") || !strings.Contains(out, "192.0.2.10/32") {
+		t.Fatalf("link down: the kernel kept the IPv6 VIP or dropped the IPv4 one; this test assumes otherwise:\n%s", out)
+	}
+	ip("link", "set", "vip0", "up")
+	eventuallyNil("VIPs back after the link returned", held)
+	if !strings.Contains(logs.String(), `msg="link state changed" interface=vip0 up=true`) {
+		t.Errorf("link change not logged:\n%s", logs.String())
+	}
+}

@@ -119,6 +119,12 @@ func TestStateWriteFailure(t *testing.T) {
 	if r.StateError() != nil {
 		t.Errorf("StateError after recovery: %v", r.StateError())
 	}
+	// The metrics: every failed attempt counted (the first pass's two,
+	// recording ownership and its retry at the end, the drain's, the
+	// next pass's retry), no error now.
+	if n, err := r.StateWrites(); n != 4 || err != nil {
+		t.Errorf("StateWrites = %d, %v; want 4 failures and no error now", n, err)
+	}
 	st, err := readState(f.state)
 	if err != nil || len(st.Services) != 1 {
 		t.Errorf("state after recovery: %+v, %v", st, err)

@@ -315,7 +315,15 @@ type hcPollResult struct {
 	Counts     map[string]int `json:"counts"`
 	OutageMS   int64          `json:"longest_outage_ms"`
 	FailedAtMS []int64        `json:"failed_at_ms"`
+	Outages    []pollOutage   `json:"outages"`
 	Errors     []string       `json:"errors"`
+}
+
+// pollOutage is one stretch without an answer (Unix ms; End 0 = the poll
+// ended in it).
+type pollOutage struct {
+	Start int64 `json:"start_ms"`
+	End   int64 `json:"end_ms"`
 }
 
 // startPoll runs labhost poll from the client against the VIP, a new

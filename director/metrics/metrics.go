@@ -39,6 +39,9 @@ type Source struct {
 	LocalErrors func() uint64
 	// BGP is nil without [bgp] (see bgp.go).
 	BGP func(ctx context.Context) *status.BGP
+	// StateWrites, when set, reports the state file: how many writes
+	// failed since start, and the last write's error (nil once written).
+	StateWrites func() (failures uint64, last error)
 	// Sync is nil without [failover.sync] (see sync.go).
 	Sync func(ctx context.Context) (status.SyncStatus, error)
 	// VRRPTransitions and HealthTransitions, when set, list the last
@@ -160,6 +163,18 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 			Name: "golvs_health_local_errors_total",
 			Help: "Check results that failed on the director itself (e.g. out of file descriptors) and so left the backend's health as it was.",
 		}, func() float64 { return float64(src.LocalErrors()) }))
+	}
+	if src.StateWrites != nil {
+		// A full or read-only disk does not stop the director, so only
+		// these tell the operator that a restart would forget services.
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "golvs_state_write_error",
+			Help: "1 while the last write of the state file failed (a full or read-only disk); every pass tries again.",
+		}, func() float64 { _, err := src.StateWrites(); return b2f(err != nil) }))
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "golvs_state_write_errors_total",
+			Help: "Writes of the state file that failed.",
+		}, func() float64 { n, _ := src.StateWrites(); return float64(n) }))
 	}
 	if src.Sync != nil {
 		reg.MustRegister(newSyncCollector(src.Sync, 10*time.Second, log))

@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -61,7 +62,14 @@ func (a *announcer) announce(vips []netip.Addr) error {
 			return
 		}
 		for _, f := range frames {
-			if _, err := c.WriteTo(f, &packet.Addr{HardwareAddr: dst}); err != nil {
+			_, err := c.WriteTo(f, &packet.Addr{HardwareAddr: dst})
+			if errors.Is(err, unix.ENETDOWN) {
+				// The kernel reports a link that went down to a packet
+				// socket once, on its next send, even after the link is
+				// back: the first frame after a flap fails; try it again.
+				_, err = c.WriteTo(f, &packet.Addr{HardwareAddr: dst})
+			}
+			if err != nil {
 				errs = multierror.Append(errs, fmt.Errorf("vrrp: gratuitous frame on %s: %w", a.ifi.Name, err))
 			}
 		}

@@ -72,6 +72,11 @@ type FaultChanged struct {
 // PriorityChanged sets the configured priority (1..254).
 type PriorityChanged struct{ Priority uint8 }
 
+// LinkChanged reports an interface going down or coming back. Adverts is
+// set for the interface adverts go on; otherwise it is one that carries
+// only Extra addresses.
+type LinkChanged struct{ Up, Adverts bool }
+
 func (Startup) isEvent()              {}
 func (AdvertReceived) isEvent()       {}
 func (MasterDownTimerFired) isEvent() {}
@@ -79,6 +84,7 @@ func (AdvertTimerFired) isEvent()     {}
 func (Shutdown) isEvent()             {}
 func (FaultChanged) isEvent()         {}
 func (PriorityChanged) isEvent()      {}
+func (LinkChanged) isEvent()          {}
 
 // Action is an output of Machine.Step, carried out by the caller in order.
 type Action interface{ isAction() }
@@ -109,6 +115,12 @@ type BecomeBackup struct{}
 // how many rounds to send; 0 means the caller's configured count.
 type SendGratuitous struct{ Rounds int }
 
+// Reassert: the caller puts the addresses back and announces them as on
+// becoming master, with no change of state. A link that went down took
+// the IPv6 ones with it, and while it was down the segment may have
+// learnt another MAC for the VIPs, or a switch forgotten ours.
+type Reassert struct{}
+
 // NotifyState reports a state transition.
 type NotifyState struct {
 	State  State
@@ -122,6 +134,7 @@ func (StopTimers) isAction()           {}
 func (BecomeMaster) isAction()         {}
 func (BecomeBackup) isAction()         {}
 func (SendGratuitous) isAction()       {}
+func (Reassert) isAction()             {}
 func (NotifyState) isAction()          {}
 
 // MachineConfig configures a Machine.
@@ -182,6 +195,7 @@ type Machine struct {
 	goodbye    bool      // the master left (priority 0) since the timer was armed
 	lastAdvert time.Time // our last advert with a non-zero priority
 	lastGarp   time.Time // our last re-announcement (SendGratuitous)
+	deaf       bool      // the advert interface is down
 }
 
 // NewMachine returns a machine in Init.
@@ -246,7 +260,7 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 		}
 		return nil
 	case MasterDownTimerFired:
-		if m.state != Backup {
+		if m.state != Backup || m.deaf {
 			return nil
 		}
 		// Silence is evidence of a dead master only while we listened.
@@ -277,6 +291,37 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 	case PriorityChanged:
 		m.base = ev.Priority
 		return m.reprioritised(now)
+	case LinkChanged:
+		return m.link(ev, now)
+	}
+	return nil
+}
+
+// link handles an interface going down or up. A master keeps its state
+// and its addresses across a flap, so a short one costs nothing but the
+// flap, and on the way back advertises at once (a backup that took over
+// meanwhile yields to it) and reasserts its addresses. A backup does not
+// count silence on a dead link as a dead master: its master down timer
+// stops while the link is down and starts afresh when it returns.
+func (m *Machine) link(ev LinkChanged, now time.Time) []Action {
+	if !ev.Adverts {
+		if ev.Up && m.state == Master {
+			return []Action{Reassert{}}
+		}
+		return nil
+	}
+	if m.deaf == !ev.Up {
+		return nil // no change
+	}
+	m.deaf = !ev.Up
+	switch {
+	case m.state == Backup && !ev.Up:
+		m.downAt = time.Time{}
+		return []Action{StopTimers{}}
+	case m.state == Backup:
+		return []Action{m.startDown(now, m.masterDown())}
+	case m.state == Master && ev.Up:
+		return []Action{m.advertise(now), StartAdvertTimer{D: m.cfg.AdvertInterval}, Reassert{}}
 	}
 	return nil
 }

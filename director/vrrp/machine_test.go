@@ -194,6 +194,36 @@ func TestMachine(t *testing.T) {
 				// (256-20)*1s/256 = 921.875ms
 				[]Action{StartMasterDownTimer{3*time.Second + 921875*time.Microsecond}, BecomeBackup{}, NotifyState{State: Backup}}, Backup},
 		}},
+		{"link flap of a master: it stays master, then advertises and reasserts its addresses", baseCfg(), []step{
+			startup, takeover,
+			{LinkChanged{Up: false, Adverts: true}, nil, Master},
+			{AdvertTimerFired{}, []Action{SendAdvert{100}, StartAdvertTimer{time.Second}}, Master},
+			{LinkChanged{Up: true, Adverts: true}, []Action{SendAdvert{100}, StartAdvertTimer{time.Second}, Reassert{}}, Master},
+			{LinkChanged{Up: true, Adverts: true}, nil, Master}, // no change
+		}},
+		{"link down: a backup does not take silence for a dead master", baseCfg(), []step{
+			startup,
+			{LinkChanged{Up: false, Adverts: true}, []Action{StopTimers{}}, Backup},
+			{MasterDownTimerFired{}, nil, Backup},
+			{LinkChanged{Up: true, Adverts: true}, []Action{StartMasterDownTimer{down100}}, Backup},
+			takeover,
+		}},
+		{"link down: a backup cleared of a fault waits for the link", baseCfg(), []step{
+			startup,
+			{FaultChanged{Bad: true}, []Action{StopTimers{}, NotifyState{State: Fault}}, Fault},
+			{LinkChanged{Up: false, Adverts: true}, nil, Fault},
+			{FaultChanged{Bad: false}, []Action{StartMasterDownTimer{down100}, BecomeBackup{}, NotifyState{State: Backup}}, Backup},
+			{MasterDownTimerFired{}, nil, Backup},
+			{LinkChanged{Up: true, Adverts: true}, []Action{StartMasterDownTimer{down100}}, Backup},
+			takeover,
+		}},
+		{"an Extra interface back up: a master reasserts, a backup does nothing", baseCfg(), []step{
+			startup,
+			{LinkChanged{Up: true}, nil, Backup},
+			takeover,
+			{LinkChanged{Up: false}, nil, Master},
+			{LinkChanged{Up: true}, []Action{Reassert{}}, Master},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { runSteps(t, tc.cfg, tc.steps) })
 	}

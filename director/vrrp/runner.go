@@ -158,6 +158,12 @@ func (r *Runner) SetPriority(ctx context.Context, p uint8) error {
 	return r.send(ctx, PriorityChanged{Priority: p})
 }
 
+// SetLink reports that iface (ours, or one with Extra addresses) went
+// down or came back up.
+func (r *Runner) SetLink(ctx context.Context, iface string, up bool) error {
+	return r.send(ctx, LinkChanged{Up: up, Adverts: iface == r.cfg.Interface})
+}
+
 func (r *Runner) send(ctx context.Context, ev Event) error {
 	select {
 	case r.ctl <- ev:
@@ -605,7 +611,10 @@ func (l *loop) do(ctx context.Context, from State, a Action) {
 		l.timer.Stop()
 		l.armed++
 		l.garp.Stop()
-	case BecomeMaster:
+	case BecomeMaster, Reassert:
+		if _, again := a.(Reassert); again {
+			l.log.Info("vrrp: link back up; reasserting the addresses", "state", l.m.State())
+		}
 		if err := l.r.hooks.OnMaster(ctx); err != nil {
 			l.log.Error("vrrp: OnMaster hook failed", "err", err)
 		}

@@ -345,6 +345,70 @@ func TestRunnerFaultAndPriority(t *testing.T) {
 	})
 }
 
+// TestRunnerLinkFlap: a master whose link goes down and comes back keeps
+// its state, and on the way back advertises at once, calls OnMaster again
+// (the addresses IPv6 lost with the link) and sends the gratuitous rounds
+// of a takeover, the second burst GratuitousDelay later.
+func TestRunnerLinkFlap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		conn := newFakeConn()
+		ann := &fakeAnn{start: conn.start}
+		hl := &hookLog{start: conn.start}
+		r, err := NewRunner(Config{
+			Interface: "fake0",
+			Failover:  config.Failover{VirtualRouterID: 51, Priority: 100, AdvertInterval: time.Second, Preempt: true},
+			VIPs:      []netip.Addr{testVI},
+		}, hl.hooks())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go r.serve(ctx, env{conn: conn, ann: ann, ifIndex: 2, local: me,
+			dsts: []netip.Addr{GroupV4}, multicast: true, addrs: []netip.Addr{testVI}})
+		time.Sleep(10 * time.Second)
+		if r.Status().State != Master {
+			t.Fatalf("state %v, want master", r.Status().State)
+		}
+		hl.take()
+		ann.take()
+		if err := r.SetLink(ctx, "fake0", false); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		synctest.Wait()
+		if h, a := hl.take(), ann.take(); len(h) != 0 || len(a) != 0 {
+			t.Errorf("link down: hooks %v, gratuitous rounds %v, want none", h, a)
+		}
+		conn.takeSent()
+		up := time.Since(conn.start)
+		if err := r.SetLink(ctx, "fake0", true); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if s := conn.takeSent(); len(s) != 1 || s[0].at != up || s[0].adv.Priority != 100 {
+			t.Errorf("link up: sent %+v, want one advert at %v", s, up)
+		}
+		if diff := cmp.Diff([]string{"master@" + up.String()}, hl.take()); diff != "" {
+			t.Errorf("link up: hooks (-want +got):\n%s", diff)
+		}
+		time.Sleep(3 * time.Second)
+		var want []time.Duration
+		for range 5 {
+			want = append(want, up)
+		}
+		for range 5 {
+			want = append(want, up+2*time.Second)
+		}
+		if diff := cmp.Diff(want, ann.take()); diff != "" {
+			t.Errorf("link up: gratuitous rounds (-want +got):\n%s", diff)
+		}
+		if st := r.Status(); st.State != Master || len(st.Transitions) != 2 {
+			t.Errorf("after the flap: %+v, want master with no new transition", st)
+		}
+	})
+}
+
 func TestNotifierOrder(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")

@@ -334,8 +334,19 @@ type PollResult struct {
 	// all namespaces share the clock), so a test can place failures
 	// against what it saw in the kernel.
 	FailedAtMS []int64 `json:"failed_at_ms,omitempty"`
+	// Outages are the stretches without an answer, each from its first
+	// failed request's start to the next answer (Unix milliseconds; End
+	// is 0 when the poll ended first): a test measures recovery from an
+	// event with them.
+	Outages []Outage `json:"outages,omitempty"`
 	// Errors are the first few failures' errors.
 	Errors []string `json:"errors,omitempty"`
+}
+
+// Outage is one stretch of PollResult.Outages.
+type Outage struct {
+	StartMS int64 `json:"start_ms"`
+	EndMS   int64 `json:"end_ms"`
 }
 
 // poll requests url every interval for duration; firstAnswer is called
@@ -369,7 +380,9 @@ func poll(ctx context.Context, url string, interval, duration, timeout time.Dura
 			}
 			res.Counts[name]++
 			if !outageStart.IsZero() {
-				res.LongestOutageMS = max(res.LongestOutageMS, time.Since(outageStart).Milliseconds())
+				o := Outage{StartMS: outageStart.UnixMilli(), EndMS: time.Now().UnixMilli()}
+				res.LongestOutageMS = max(res.LongestOutageMS, o.EndMS-o.StartMS)
+				res.Outages = append(res.Outages, o)
 				outageStart = time.Time{}
 			}
 		}
@@ -380,6 +393,7 @@ func poll(ctx context.Context, url string, interval, duration, timeout time.Dura
 	}
 	if !outageStart.IsZero() {
 		res.LongestOutageMS = max(res.LongestOutageMS, time.Since(outageStart).Milliseconds())
+		res.Outages = append(res.Outages, Outage{StartMS: outageStart.UnixMilli()})
 	}
 	return res
 }

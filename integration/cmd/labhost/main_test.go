@@ -50,4 +50,7 @@ func TestPollMeasuresOutage(t *testing.T) {
 	if r.LongestOutageMS < 300 || r.LongestOutageMS > 1000 {
 		t.Errorf("longest outage %dms, want about 500ms", r.LongestOutageMS)
 	}
+	if len(r.Outages) != 1 || r.Outages[0].EndMS-r.Outages[0].StartMS != r.LongestOutageMS {
+		t.Errorf("outages %+v, want one of %dms", r.Outages, r.LongestOutageMS)
+	}
 }
