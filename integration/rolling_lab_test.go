@@ -179,13 +179,13 @@ func (w *wire) announcements(mac string, since time.Time) []time.Time {
 		if w.fl.v6() {
 			return strings.Contains(l, " > ff02::1: ICMP6, neighbor advertisement, tgt is "+v+",")
 		}
-		return strings.Contains(l, "> ff:ff:ff:ff:ff:ff, ethertype ARP") && garpLine(v).MatchString(l)
+		return strings.Contains(l, "> ff:ff:ff:ff:ff:ff, ethertype ARP") && garpLineFor(v).MatchString(l)
 	})
 }
 
-// garpLine matches a gratuitous ARP request (keepalived fills the target
+// garpLineFor matches a gratuitous ARP request (keepalived fills the target
 // MAC with the broadcast address, which tcpdump shows) or reply for v.
-func garpLine(v string) *regexp.Regexp {
+func garpLineFor(v string) *regexp.Regexp {
 	q := regexp.QuoteMeta(v)
 	return regexp.MustCompile(`Request who-has ` + q + `( \([0-9a-f:]+\))? tell ` + q + `,|Reply ` + q + ` is-at `)
 }
@@ -227,9 +227,9 @@ func (fl *failoverLab) startRollPoll() *labnet.Proc {
 		"--interval", rollPollEvery.String(), "--duration", "1h", "--timeout", rollPollTimeout.String())
 }
 
-// stopPoll ends a poller started with a long duration (SIGINT: it reports
+// stopFoPoll ends a poller started with a long duration (SIGINT: it reports
 // what it saw so far) and returns its longest outage.
-func (fl *failoverLab) stopPoll(p *labnet.Proc) (time.Duration, foPollResult) {
+func (fl *failoverLab) stopFoPoll(p *labnet.Proc) (time.Duration, foPollResult) {
 	fl.t.Helper()
 	if err := p.Signal(syscall.SIGINT); err != nil {
 		fl.t.Fatal(err)
@@ -287,7 +287,7 @@ func (fl *failoverLab) stopCleanly(from, to *node, w *wire) {
 	// 30 as in establish: fewer can miss a real server (IPVS reuses
 	// the entries of the poller's recent connections).
 	fl.assertServed(30)
-	outage, res := fl.stopPoll(poll)
+	outage, res := fl.stopFoPoll(poll)
 
 	skew, down := skewTime(fl.interval, to.prio), masterDown(fl.interval, to.prio)
 	t.Logf("%s stopped -> %s: first advert %v and announcement %v after the priority-0 advert (skew %v, master down interval %v); longest outage %v, %d of %d requests failed, started at %v after the goodbye: %v",
@@ -328,7 +328,7 @@ func (fl *failoverLab) preemptBack(high, low *node, w *wire) {
 	// 30 as in establish: fewer can miss a real server (IPVS reuses
 	// the entries of the poller's recent connections).
 	fl.assertServed(30)
-	outage, res := fl.stopPoll(poll)
+	outage, res := fl.stopFoPoll(poll)
 	lowAfter := w.adverts(lowMAC, claim, false)
 
 	down := masterDown(fl.interval, high.prio)
