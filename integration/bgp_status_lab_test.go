@@ -62,7 +62,7 @@ name = "web"
 address = %q
 port = 80
 scheduler = "mh"
-scheduler_flags = ["mh-port"]
+scheduler_flags = ["mh-port", "mh-fallback"]
 forwarding = "dr"
 
 %s`, sock, filepath.Join(dir, "d.state"), metricsAddr, directorASN, routerEdge, routerASN, hold, bgpVIP, backends.String()))
