@@ -40,7 +40,7 @@ func newNATPairLab(t *testing.T) *syncLab {
 	// The gateway is the pair's, not this box's: it gets an address of its own.
 	c.director.IP("addr", "del", natGatewayPf, "dev", "eth1")
 	c.director.IP("addr", "add", backPrefix+"2/24", "dev", "eth1")
-	fl := &failoverLab{cluster: c, interval: syncAdvert}
+	fl := &failoverLab{cluster: c, interval: syncAdvert, vip: vip, vipBackends: c.rsAddrs}
 	fl.backup = c.lab.Host("dir2", c.lanSegment(), backupIP+"/24")
 	fl.backup.Attach(c.back, backPrefix+"3/24")
 	fl.backup.Sysctl("net.ipv4.ip_forward", "0") // the director's job
