@@ -1,0 +1,765 @@
+//go:build lab && flapstorm
+
+// Unfinished (issue 17, health flap storm): this test never passed on the
+// overloaded host it was written on (the guest was 100% busy before the
+// storm began), so it is kept out of `make test` by the flapstorm tag
+// until it has passed on a quiet host and been shown to fail when a
+// change is lost. Run it with a lab built with -tags 'lab flapstorm'.
+
+package integration
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The health flap storm: many TCP-checked backends whose listeners the
+// test opens and closes so that each one's health flips every second.
+const (
+	flapServices = 4 // two on_failure=weight0, two on_failure=remove
+	// Backends per service. The issue asks for 1,000 backends; 100 are
+	// what an emulated guest on a shared 2-core host could probe twice a
+	// second when this test was written: each TCP probe is four packets
+	// through two veths and a bridge, and under TCG, with the host's
+	// cores shared by several guests, 2,000 probes a second saturated the
+	// guest before the director's passes were even tested (about 300 a
+	// second got done). Raise it where the guest is faster.
+	flapPer      = 25
+	flapBackends = flapServices * flapPer
+	flapPortBase = 20000 // backend ports flapPortBase.. on real server 1
+	flapVIPPort  = 8001  // service ports flapVIPPort..
+	flapPeriod   = time.Second
+	flapStorm    = 20 * time.Second
+	// The check: rise = fall = 1, so every flip the director sees is a
+	// transition; two probes per flip period, so it sees every flip even
+	// when a probe is late (with one, a late probe skipping its slot
+	// would see every other state only: the same one).
+	flapInterval = 500 * time.Millisecond
+	stormTimeout = 400 * time.Millisecond
+	flapRiseFall = 1
+	// The periodic full pass is out of reach of the test: every pass it
+	// sees is one a health change asked for, so a lost change stays lost.
+	flapResync = "1h"
+	// clkTck is USER_HZ, the unit of utime and stime in /proc/PID/stat:
+	// 100 on every Linux architecture Go supports here.
+	clkTck = 100
+)
+
+// flapWeight is backend i's configured weight: varied, so that the table
+// shows configured weights apart from 0.
+func flapWeight(i int) int { return 1 + i%5 }
+
+// flapFinal is backend i's health once the storm is over: a fixed
+// pattern, about 60% up, spread over all four services.
+func flapFinal(i int) bool { return (i*7)%10 >= 4 }
+
+// TestChaosHealthFlapStorm flaps 100 TCP-checked backends (four NAT
+// services of 25, on 100 ports of one real server) every second for
+// 20 s against the real director, while a client polls a fifth, steady
+// service. It shows that
+//   - passes stay coalesced: each carries many health transitions (the
+//     monitor notifies once per probe batch, batches are at least 10 ms
+//     apart), and once health is still, passes stop;
+//   - the director's CPU and memory stay bounded (reported; see the bounds);
+//   - no change is lost: after health is frozen in a known state, the
+//     kernel (ipvsadm -Ln) equals it (weight 0 or removed, per on_failure)
+//     within interval*max(rise,fall) + timeout + two passes, measured from
+//     the moment the final state was set; the periodic resync is 1h, so
+//     only the passes the changes asked for can get it there;
+//   - the steady service loses no request and is never rewritten.
+func TestChaosHealthFlapStorm(t *testing.T) {
+	c := newCluster(t, "nat")
+	rs := c.rsAddrs[0]
+	ln := newNSListeners(t, c.rs[0].NS, rs, flapPortBase, flapBackends)
+	ln.setAll(func(int) bool { return true })
+
+	web := "TCP " + vip + ":80"
+	var b strings.Builder
+	b.WriteString(c.service("web", "tcp", 80, "nat", "rr"))
+	for s := range flapServices {
+		onFailure := "weight0"
+		if s >= flapServices/2 {
+			onFailure = "remove"
+		}
+		fmt.Fprintf(&b, "[[service]]\nname = \"flap%d\"\naddress = %q\nport = %d\nprotocol = \"tcp\"\nscheduler = \"wrr\"\nforwarding = \"nat\"\non_failure = %q\n\n",
+			s, vip, flapVIPPort+s, onFailure)
+		fmt.Fprintf(&b, "[service.check]\ntype = \"tcp\"\ninterval = %q\ntimeout = %q\nrise = %d\nfall = %d\n\n",
+			flapInterval, stormTimeout, flapRiseFall, flapRiseFall)
+		for j := range flapPer {
+			i := s*flapPer + j
+			fmt.Fprintf(&b, "[[service.backend]]\naddress = %q\nport = %d\nweight = %d\n\n", rs, flapPortBase+i, flapWeight(i))
+		}
+	}
+	file := c.writeTopology(fmt.Sprintf("resync_interval = %q", flapResync), "", b.String())
+
+	// want is the table health up(i) calls for: every flap backend at its
+	// weight when up; when down, at weight 0 (weight0) or absent (remove).
+	want := func(up func(int) bool) map[string]map[string]int {
+		tab := map[string]map[string]int{web: {}}
+		for _, a := range c.rsAddrs {
+			tab[web][a+":80"] = 1
+		}
+		for s := range flapServices {
+			key := fmt.Sprintf("TCP %s:%d", vip, flapVIPPort+s)
+			tab[key] = map[string]int{}
+			for j := range flapPer {
+				i := s*flapPer + j
+				dest := fmt.Sprintf("%s:%d", rs, flapPortBase+i)
+				switch {
+				case up(i):
+					tab[key][dest] = flapWeight(i)
+				case s < flapServices/2:
+					tab[key][dest] = 0
+				}
+			}
+		}
+		return tab
+	}
+	allUp := want(func(int) bool { return true })
+	d := startDirectorLogged(t, c, file)
+	pid := d.pid
+	procTable := fmt.Sprintf("/proc/%d/net/ip_vs", pid)
+	kernelNow := func() map[string]map[string]int {
+		t.Helper()
+		raw, err := os.ReadFile(procTable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tab, err := parseProcIPVS(string(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return procWeights(tab)
+	}
+	// Setup, not a measured bound: a cold start of all the checked
+	// backends under emulation on a shared host.
+	eventually(t, 60*eventuallyScale, "every backend up in the kernel", func() error {
+		d.alive()
+		return sameTable(allUp, kernelNow())
+	})
+	poll := c.startPoll()
+
+	// Calm: the same checks with health still, the baseline the storm is
+	// compared with (ratios within one guest run, not absolute figures).
+	calm := sampleProc(t, pid)
+	time.Sleep(3 * time.Second) // a measuring window, not a synchronisation
+	stormStart := sampleProc(t, pid)
+	calmCPU := stormStart.cpuSince(calm)
+	logAt := d.logSize()
+
+	flips := ln.storm(flapStorm, flapPeriod)
+	final := want(flapFinal)
+	frozenAt := d.logSize() // the log from here on tells what the director decided after the freeze
+	frozen := ln.setAll(flapFinal)
+	stormEnd := sampleProc(t, pid)
+	stormCPU := stormEnd.cpuSince(stormStart)
+
+	stormLog := d.logSince(logAt)[:frozenAt-logAt]
+	transitions := strings.Count(stormLog, `msg="backend health changed"`)
+	passes := passLines(stormLog)
+	var longest time.Duration
+	writes := 0
+	for _, l := range passes {
+		if d := logDuration(l, "took"); d > longest {
+			longest = d
+		}
+		writes += logInt(l, "writes")
+	}
+	t.Logf("storm, per second:\n%s", activity(stormLog))
+	t.Logf("director CPU (share of one core): calm %.1f%%, storm %.1f%%; the whole guest busy %.0f%%, %.0f%%",
+		100*calmCPU, 100*stormCPU, 100*stormStart.guestBusy(calm), 100*stormEnd.guestBusy(stormStart))
+	t.Logf("storm: %d flips in %s, %d health transitions, %d passes (%.1f transitions a pass) writing %d changes to the kernel, longest pass %s",
+		flips, durMS(stormEnd.at.Sub(stormStart.at)), transitions, len(passes), float64(transitions)/float64(max(1, len(passes))), writes, durMS(longest))
+
+	// No change lost: the kernel reaches the final health, seen in the
+	// director namespace's /proc/PID/net/ip_vs (read in-process: under
+	// emulation an ipvsadm run takes longer than the bound's resolution).
+	bound := flapInterval*flapRiseFall + stormTimeout + 2*longest
+	var converged time.Time
+	var last error
+	for deadline := frozen.Add(max(30*time.Second, 2*bound)); ; {
+		tab := kernelNow()
+		now := time.Now()
+		if last = sameTable(final, tab); last == nil {
+			converged = now
+			break
+		}
+		if now.After(deadline) {
+			break
+		}
+		// The witness's sampling period: reading every destination
+		// costs the emulated guest a few milliseconds.
+		time.Sleep(200 * time.Millisecond)
+	}
+	if converged.IsZero() {
+		t.Fatalf("the kernel never reached the final health (%d backends up) in %s after it was set: %v\ndirector activity since:\n%s",
+			countUp(flapFinal), time.Since(frozen).Round(time.Millisecond), last, activity(d.logSince(frozenAt)))
+	}
+	took := converged.Sub(frozen)
+	// Every verdict reached the kernel: the last health change the
+	// director logged is in it within the pass under way then and the one
+	// it asked for. (A lost kick leaves it out until the 1h resync.)
+	verdict := lastLogTime(t, d.logSince(frozenAt), `msg="backend health changed"`)
+	if verdict.IsZero() {
+		t.Fatal("no health change logged after the freeze: the final state changed nothing")
+	}
+	follow := converged.Sub(verdict)
+	t.Logf("last health change logged %s after the freeze; the kernel had it %s later (bound 2 x longest pass %s + the witness's 200ms)",
+		durMS(verdict.Sub(frozen)), durMS(follow), durMS(longest))
+	if follow > 2*longest+200*time.Millisecond {
+		t.Errorf("the kernel took %s after the last health change to reach the final health, want at most two passes (%s)", durMS(follow), durMS(2*longest))
+	}
+	t.Logf("final health (%d of %d up) in the kernel %s after it was set (bound %s = interval %s x %d + timeout %s + 2 x longest pass %s)",
+		countUp(flapFinal), flapBackends, durMS(took), durMS(bound), flapInterval, flapRiseFall, stormTimeout, durMS(longest))
+	if took > bound {
+		t.Errorf("the kernel reached the final health %s after it was set, want at most %s", durMS(took), durMS(bound))
+	}
+
+	// Still: health no longer changes, so no pass should run and the
+	// director should be back to its calm cost.
+	quiet := sampleProc(t, pid)
+	quietAt := d.logSize()
+	time.Sleep(3 * time.Second) // a measuring window, not a synchronisation
+	after := sampleProc(t, pid)
+	quietCPU := after.cpuSince(quiet)
+	quietPasses := len(passLines(d.logSince(quietAt)))
+
+	t.Logf("director CPU once health was still again: %.1f%% of one core (the whole guest busy %.0f%%); %d passes in those 3 s",
+		100*quietCPU, 100*after.guestBusy(quiet), quietPasses)
+	t.Logf("director memory: VmHWM %d kB before the storm, %d kB after it (VmRSS %d kB)", stormStart.hwmKB, after.hwmKB, after.rssKB)
+
+	// The storm must have reached the director. Not every flip is seen:
+	// a probe landing within its lateness of a flip may see the same
+	// state twice, and under load the monitor skips slots it is late for
+	// rather than burst; a quarter is still five transitions per backend.
+	if transitions < flips/4 {
+		t.Errorf("only %d health transitions for %d flips: the storm did not reach the director", transitions, flips)
+	}
+	// Bounded: the storm adds transitions, one log line each, and passes,
+	// each one table read plus only the changes; coalesced, they cost at
+	// most half a core above the same checks with health still (measured
+	// in this run, as emulation speed varies). Once health is still, the
+	// director is back to that cost: nothing queued behind the storm.
+	if stormCPU > calmCPU+0.5 {
+		t.Errorf("the director used %.0f%% of a core in the storm, %.0f%% with health still: more than half a core above", 100*stormCPU, 100*calmCPU)
+	}
+	if quietCPU > 2*calmCPU+0.1 {
+		t.Errorf("the director used %.0f%% of a core once health was still again, against %.0f%% before the storm: work queued behind it", 100*quietCPU, 100*calmCPU)
+	}
+	// Memory: the storm changes states, not how many there are; a pass's
+	// garbage is one read of the table (well under 1 MB). 16 MB
+	// more at the peak would be a leak of about 1 kB per transition.
+	if grown := after.hwmKB - stormStart.hwmKB; grown > 16<<10 {
+		t.Errorf("the director's peak RSS grew by %d kB in the storm (%d -> %d kB), want at most 16 MB", grown, stormStart.hwmKB, after.hwmKB)
+	}
+	// Coalesced: the monitor notifies at most once per probe batch (all
+	// probes due within 10 ms start together), and a pass carries every
+	// change made while the previous one ran: at least two transitions a
+	// pass on average. (Passes queued one per transition would also show
+	// after the storm.)
+	if len(passes) == 0 || transitions < 2*len(passes) {
+		t.Errorf("%d passes for %d transitions, want at most one per 2 transitions (coalesced)", len(passes), transitions)
+	}
+	if quietPasses > 1 {
+		t.Errorf("%d passes in 3 s of still health after convergence, want at most 1: passes are queued, not coalesced", quietPasses)
+	}
+
+	r := c.stopPoll(poll)
+	t.Logf("poller on the steady service: %d requests, %d failed", r.Total, r.Failures)
+	if r.Failures != 0 || r.Total == 0 {
+		t.Errorf("%d of %d requests to the steady service failed: %q", r.Failures, r.Total, r.Errors)
+	}
+	for _, l := range changeLines(d.logSince(logAt)) {
+		if strings.Contains(l, "service=web") {
+			t.Errorf("the steady service was rewritten: %s", l)
+		}
+	}
+	// The independent witness of the end state.
+	if err := sameTable(final, ipvsadmWeights(c.ipvsTable())); err != nil {
+		t.Errorf("ipvsadm -Ln: %v", err)
+	}
+	d.alive()
+}
+
+// loggedDirector is the real director run with its log going to a file:
+// a pipe to the test would make it wait for the test to read hundreds of lines
+// a second, and the test reads its log only between phases.
+type loggedDirector struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	pid  int
+	log  string
+	done chan struct{}
+	err  error
+}
+
+func startDirectorLogged(t *testing.T, c *cluster, file string) *loggedDirector {
+	t.Helper()
+	d := &loggedDirector{t: t, log: filepath.Join(t.TempDir(), "director.log"), done: make(chan struct{})}
+	f, err := os.Create(d.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// ip netns exec execs the director: the PID is the director's.
+	d.cmd = exec.Command("ip", "netns", "exec", c.director.NS, bin(t, "director"), "run", "-config", file, "--log-level", "debug")
+	d.cmd.Stdout, d.cmd.Stderr = f, f
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.pid = d.cmd.Process.Pid
+	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		<-d.done
+		if t.Failed() {
+			out := d.logSince(0)
+			if len(out) > 20000 {
+				out = "...\n" + out[len(out)-20000:]
+			}
+			t.Logf("director log (%s):\n%s", d.log, out)
+		}
+	})
+	return d
+}
+
+// alive fails the test if the director has exited.
+func (d *loggedDirector) alive() {
+	d.t.Helper()
+	select {
+	case <-d.done:
+		d.t.Fatalf("the director exited: %v\n%s", d.err, d.logSince(max(0, d.logSize()-5000)))
+	default:
+	}
+}
+
+func (d *loggedDirector) logSize() int64 {
+	st, err := os.Stat(d.log)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return st.Size()
+}
+
+// logSince is the log from byte offset on.
+func (d *loggedDirector) logSince(offset int64) string {
+	b, err := os.ReadFile(d.log)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return string(b[min(offset, int64(len(b))):])
+}
+
+func countUp(up func(int) bool) int {
+	n := 0
+	for i := range flapBackends {
+		if up(i) {
+			n++
+		}
+	}
+	return n
+}
+
+// sameTable compares a wanted table (service -> destination -> weight)
+// with what the kernel has, naming the first few differences.
+func sameTable(want, have map[string]map[string]int) error {
+	var diffs []string
+	note := func(format string, args ...any) {
+		if len(diffs) < 5 {
+			diffs = append(diffs, fmt.Sprintf(format, args...))
+		}
+	}
+	n := 0
+	for svc, dests := range want {
+		got, ok := have[svc]
+		if !ok {
+			n++
+			note("%s missing", svc)
+			continue
+		}
+		for d, w := range dests {
+			if g, ok := got[d]; !ok {
+				n++
+				note("%s %s missing (want weight %d)", svc, d, w)
+			} else if g != w {
+				n++
+				note("%s %s weight %d, want %d", svc, d, g, w)
+			}
+		}
+		for d, g := range got {
+			if _, ok := dests[d]; !ok {
+				n++
+				note("%s %s (weight %d) should be gone", svc, d, g)
+			}
+		}
+	}
+	if n > 0 {
+		return fmt.Errorf("%d differences: %s", n, strings.Join(diffs, "; "))
+	}
+	return nil
+}
+
+// procWeights is /proc/net/ip_vs as service -> destination -> weight.
+func procWeights(tab map[string]map[string]procDest) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for s, dests := range tab {
+		out[s] = map[string]int{}
+		for d, pd := range dests {
+			out[s][d] = pd.Weight
+		}
+	}
+	return out
+}
+
+// ipvsadmWeights is `ipvsadm -Ln` as service -> destination -> weight
+// (every destination must be Masq: these are NAT services).
+func ipvsadmWeights(tab map[string]ipvsService) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for s, svc := range tab {
+		out[s] = map[string]int{}
+		for d, fw := range svc.Backends {
+			w := -1 // not Masq: never equal to a wanted weight
+			if f := strings.Fields(fw); len(f) == 2 && f[0] == "Masq" {
+				w, _ = strconv.Atoi(f[1])
+			}
+			out[s][d] = w
+		}
+	}
+	return out
+}
+
+// logDuration reads key=DURATION from a text log line; 0 if absent.
+func logDuration(line, key string) time.Duration {
+	_, v, ok := strings.Cut(line, " "+key+"=")
+	if !ok {
+		return 0
+	}
+	v, _, _ = strings.Cut(v, " ")
+	d, _ := time.ParseDuration(v)
+	return d
+}
+
+// activity sums a director log up per second: health changes, and each
+// pass with its changes and duration.
+func activity(log string) string {
+	var b strings.Builder
+	sec, changes := "", 0
+	var passes []string
+	flush := func() {
+		if sec != "" {
+			fmt.Fprintf(&b, "  %s: %d health changes, passes %v\n", sec, changes, passes)
+		}
+		changes, passes = 0, nil
+	}
+	for _, l := range strings.Split(log, "\n") {
+		_, v, ok := strings.Cut(l, "time=")
+		if !ok || len(v) < 19 {
+			continue
+		}
+		if v[:19] != sec {
+			flush()
+			sec = v[:19]
+		}
+		switch {
+		case strings.Contains(l, `msg="backend health changed"`):
+			changes++
+		case len(passLines(l)) > 0:
+			passes = append(passes, fmt.Sprintf("%d ops in %s", logInt(l, "ops"), logDuration(l, "took").Round(time.Millisecond)))
+		}
+	}
+	flush()
+	return b.String()
+}
+
+// lastLogTime is the time= of the last line of log holding what; zero if
+// none does.
+func lastLogTime(t *testing.T, log, what string) time.Time {
+	t.Helper()
+	i := strings.LastIndex(log, what)
+	if i < 0 {
+		return time.Time{}
+	}
+	line := log[strings.LastIndexByte(log[:i], '\n')+1:]
+	_, v, ok := strings.Cut(line, "time=")
+	if !ok {
+		t.Fatalf("log line without time: %q", line[:min(len(line), 200)])
+	}
+	v, _, _ = strings.Cut(v, " ")
+	at, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		t.Fatalf("log line time %q: %v", v, err)
+	}
+	return at
+}
+
+// logInt reads key=N from a text log line; 0 if absent.
+func logInt(line, key string) int {
+	_, v, ok := strings.Cut(line, " "+key+"=")
+	if !ok {
+		return 0
+	}
+	v, _, _ = strings.Cut(v, " ")
+	n, _ := strconv.Atoi(v)
+	return n
+}
+
+// procSample is what the kernel accounts for a process at one moment.
+type procSample struct {
+	at           time.Time
+	cpu          time.Duration // utime + stime
+	hwmKB, rssKB int           // VmHWM (peak resident), VmRSS
+	// The whole guest's busy and total CPU ticks (/proc/stat), to tell a
+	// busy director from a busy guest.
+	busy, total int64
+}
+
+func sampleProc(t *testing.T, pid int) procSample {
+	t.Helper()
+	s := procSample{at: time.Now()}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command name, which may hold spaces: state is
+	// field 3, utime and stime fields 14 and 15.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(f) < 13 {
+		t.Fatalf("/proc/%d/stat: %q", pid, stat)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("/proc/%d/stat: %q", pid, stat)
+	}
+	s.cpu = time.Duration(ut+st) * time.Second / clkTck
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		switch k {
+		case "VmHWM":
+			s.hwmKB = kb
+		case "VmRSS":
+			s.rssKB = kb
+		}
+	}
+	if s.hwmKB == 0 {
+		t.Fatalf("/proc/%d/status has no VmHWM", pid)
+	}
+	all, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(all), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		n, _ := strconv.ParseInt(f, 10, 64)
+		s.total += n
+		if i != 3 && i != 4 { // idle, iowait
+			s.busy += n
+		}
+	}
+	return s
+}
+
+// guestBusy is the share of the guest's CPU time in use between two
+// samples.
+func (s procSample) guestBusy(prev procSample) float64 {
+	return float64(s.busy-prev.busy) / float64(max(1, s.total-prev.total))
+}
+
+// cpuSince is the CPU used between two samples as a share of one core.
+func (s procSample) cpuSince(prev procSample) float64 {
+	return float64(s.cpu-prev.cpu) / float64(s.at.Sub(prev.at))
+}
+
+// nsListeners are TCP listeners on consecutive ports of one address in a
+// namespace, made by one goroutine whose OS thread stays in that
+// namespace (a socket belongs to the namespace it was made in). A port
+// that is down refuses the check's SYN; one that is up completes its
+// handshake, and defers accepting until data comes, which a check never
+// sends, so nothing piles up in its queue.
+//
+// A flip costs one system call, so the test can flip 1,000 ports a second
+// in an emulated guest: shutdown(SHUT_RD) of a listening socket stops its
+// listening (the kernel disconnects it, keeping the bound port), and
+// listen() starts it again.
+type nsListeners struct {
+	t    *testing.T
+	ip   [4]byte
+	base int
+	fds  []int  // -1 until first opened
+	up   []bool // listening
+	jobs chan func()
+	mu   sync.Mutex
+	err  error // the first failed socket call
+}
+
+func newNSListeners(t *testing.T, ns, addr string, base, n int) *nsListeners {
+	t.Helper()
+	a, err := netip.ParseAddr(addr)
+	if err != nil || !a.Is4() {
+		t.Fatalf("listener address %q: %v", addr, err)
+	}
+	l := &nsListeners{t: t, ip: a.As4(), base: base, fds: make([]int, n), up: make([]bool, n), jobs: make(chan func())}
+	for i := range l.fds {
+		l.fds[i] = -1
+	}
+	started := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread ends with the goroutine rather than
+		// serve others in the wrong namespace.
+		runtime.LockOSThread()
+		f, err := os.Open(filepath.Join("/var/run/netns", ns))
+		if err == nil {
+			err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
+			f.Close()
+		}
+		started <- err
+		if err != nil {
+			return
+		}
+		for job := range l.jobs {
+			job()
+		}
+	}()
+	if err := <-started; err != nil {
+		t.Fatalf("enter namespace %s: %v", ns, err)
+	}
+	t.Cleanup(func() {
+		l.do(func() {
+			for _, fd := range l.fds {
+				if fd >= 0 {
+					unix.Close(fd)
+				}
+			}
+		})
+		close(l.jobs)
+	})
+	return l
+}
+
+// do runs job on the namespace's thread and waits for it.
+func (l *nsListeners) do(job func()) {
+	done := make(chan struct{})
+	l.jobs <- func() { job(); close(done) }
+	<-done
+}
+
+// set makes listener i listen or not; on the namespace's thread only.
+func (l *nsListeners) set(i int, up bool) {
+	if l.up[i] == up {
+		return
+	}
+	var err error
+	switch {
+	case l.fds[i] < 0:
+		err = l.open(i)
+	case up:
+		err = unix.Listen(l.fds[i], 128)
+	default:
+		err = unix.Shutdown(l.fds[i], unix.SHUT_RD)
+	}
+	if err != nil {
+		l.mu.Lock()
+		if l.err == nil {
+			l.err = fmt.Errorf("port %d up=%v: %w", l.base+i, up, err)
+		}
+		l.mu.Unlock()
+		return
+	}
+	l.up[i] = up
+}
+
+// open makes listener i's socket, listening.
+func (l *nsListeners) open(i int) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err == nil {
+		err = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 30)
+	}
+	if err == nil {
+		err = unix.Bind(fd, &unix.SockaddrInet4{Addr: l.ip, Port: l.base + i})
+	}
+	if err == nil {
+		err = unix.Listen(fd, 128)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return err
+	}
+	l.fds[i] = fd
+	return nil
+}
+
+// setAll puts every listener in the state up(i) and returns when the
+// last one is.
+func (l *nsListeners) setAll(up func(int) bool) time.Time {
+	l.t.Helper()
+	var at time.Time
+	l.do(func() {
+		for i := range l.fds {
+			l.set(i, up(i))
+		}
+		at = time.Now()
+	})
+	l.check()
+	return at
+}
+
+// storm flips every listener once a period, staggered evenly over the
+// period, for d; it returns how many flips it made.
+func (l *nsListeners) storm(d, period time.Duration) int {
+	l.t.Helper()
+	flips := 0
+	l.do(func() {
+		n := len(l.fds)
+		step := period / time.Duration(n)
+		start := time.Now()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			// Flip k is of listener k%n, due at start + k*step. (Not the
+			// tick's time: a late receiver gets the time it was due.)
+			elapsed := time.Since(start)
+			for due := int(min(elapsed, d) / step); flips <= due; flips++ {
+				i := flips % n
+				l.set(i, !l.up[i])
+			}
+			if elapsed >= d {
+				return
+			}
+			<-tick.C
+		}
+	})
+	l.check()
+	return flips
+}
+
+func (l *nsListeners) check() {
+	l.t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		l.t.Fatal(l.err)
+	}
+}
