@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -42,11 +41,7 @@ func cmdBench(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(*verbose)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := runBench(ctx, log, *sizes, *rounds, *manyVIPs, *save, lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log}); err != nil {
@@ -62,16 +57,11 @@ func runBench(ctx context.Context, log *slog.Logger, sizes string, rounds int, m
 		return err
 	}
 	bin := filepath.Join(root, "bin")
-	for _, s := range [][]string{
+	if err := runSteps(ctx, log, root, [][]string{
 		{"go", "build", "-o", filepath.Join(bin, "director"), "./cmd/director"},
 		{"go", "build", "-o", filepath.Join(bin, "benchguest"), "./integration/cmd/benchguest"},
-	} {
-		cmd := exec.CommandContext(ctx, s[0], s[1:]...)
-		cmd.Dir = root
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("%v: %w", s, err)
-		}
+	}); err != nil {
+		return err
 	}
 	var out bytes.Buffer
 	opts.Dir = root

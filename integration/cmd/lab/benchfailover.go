@@ -50,11 +50,7 @@ func cmdBenchFailover(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(*verbose)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var env []string
@@ -90,17 +86,12 @@ func runBenchFailover(ctx context.Context, log *slog.Logger, runRE, bin string, 
 		return err
 	}
 	test := filepath.Join(bin, "failover-bench.test")
-	for _, s := range [][]string{
+	if err := runSteps(ctx, log, root, [][]string{
 		{"go", "build", "-o", filepath.Join(bin, "director"), "./cmd/director"},
 		{"go", "build", "-o", filepath.Join(bin, "labhost"), "./integration/cmd/labhost"},
 		{"go", "test", "-c", "-tags", "lab bench", "-o", test, "./integration"},
-	} {
-		cmd := exec.CommandContext(ctx, s[0], s[1:]...)
-		cmd.Dir = root
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("%v: %w", s, err)
-		}
+	}); err != nil {
+		return err
 	}
 	commit := gitDescribe(ctx, root)
 

@@ -73,11 +73,7 @@ func run(ctx context.Context, args []string) (int, error) {
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2, err
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(*verbose)
 	opts := lab.Options{Timeout: *timeout, ForceVM: *forceVM, CPUs: *cpus, Log: log, Systemd: *systemd, HostForward: forwards}
 
 	switch args[0] {
@@ -160,17 +156,35 @@ func build(ctx context.Context, log *slog.Logger, root string) (string, error) {
 	if _, err := os.Stat(filepath.Join(root, "cmd", "realserver")); err == nil {
 		steps = append(steps, []string{"go", "build", "-o", filepath.Join(bin, "realserver"), "./cmd/realserver"})
 	}
+	if err := runSteps(ctx, log, root, steps); err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+// runSteps runs build commands in root, one after another, their output
+// on stderr, and logs what each took.
+func runSteps(ctx context.Context, log *slog.Logger, root string, steps [][]string) error {
 	for _, s := range steps {
 		start := time.Now()
 		cmd := exec.CommandContext(ctx, s[0], s[1:]...)
 		cmd.Dir = root
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("%v: %w", s, err)
+			return fmt.Errorf("%v: %w", s, err)
 		}
 		log.Info("built", "target", s[len(s)-1], "took", time.Since(start).Round(time.Millisecond))
 	}
-	return bin, nil
+	return nil
+}
+
+// newLogger is the lab command's logger on stderr, at debug with -v.
+func newLogger(verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
 // systemdTests are the end-to-end tests that run under systemd as PID 1.
