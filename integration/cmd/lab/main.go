@@ -262,21 +262,21 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 	var mu sync.Mutex
 	codes := make([]int, len(parts))
 	errs := make([]error, len(parts))
+	writers := make([]*prefixWriter, len(parts))
 	var wg sync.WaitGroup
 	for i, part := range parts {
 		o := opts
-		var pw *prefixWriter
+		pw := &prefixWriter{mu: &mu, w: os.Stdout}
 		if len(parts) > 1 {
-			pw = &prefixWriter{mu: &mu, w: os.Stdout, prefix: fmt.Sprintf("[%d] ", i+1)}
-			o.Stdout = pw
+			pw.prefix = fmt.Sprintf("[%d] ", i+1)
 		}
+		o.Stdout = pw
+		writers[i] = pw
 		log.Info("shard", "n", i+1, "jobs", part)
 		wg.Go(func() {
 			t0 := time.Now()
 			codes[i], errs[i] = runShard(ctx, log, o, bin, part)
-			if pw != nil {
-				pw.Flush()
-			}
+			pw.Flush()
 			log.Info("shard done", "n", i+1, "exit", codes[i], "err", errs[i], "took", time.Since(t0).Round(time.Second))
 		})
 	}
@@ -289,7 +289,13 @@ func labTest(ctx context.Context, log *slog.Logger, opts lab.Options, runRE stri
 			code = codes[i]
 		}
 	}
+	prefixes := make([]string, len(parts))
+	failed := make([][]failure, len(parts))
+	for i, w := range writers {
+		prefixes[i], failed[i] = w.prefix, w.failed
+	}
 	fmt.Fprintf(os.Stderr, "lab test: exit %d, total %s\n", code, time.Since(start).Round(time.Millisecond))
+	fmt.Fprint(os.Stderr, failureSummary(prefixes, failed))
 	if err == nil && code != 0 {
 		err = fmt.Errorf("end-to-end tests failed (exit %d)", code)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"regexp"
 	"slices"
@@ -130,14 +131,26 @@ func listedTests(out []byte) []string {
 }
 
 // prefixWriter writes whole lines to w, each starting with prefix, so that
-// shards running side by side can share one console. Writes from several
-// shards are serialised by mu.
+// shards' outputs interleave by line; it also remembers each failed test's
+// last lines, because CI shows only the tail of a run.
 type prefixWriter struct {
 	mu     *sync.Mutex
 	w      io.Writer
 	prefix string
 	buf    []byte
+	recent []string  // lines since the last test started, at most keepLines
+	failed []failure // in the order they failed
 }
+
+// failure is a failed test and the last lines it printed before it ended.
+type failure struct {
+	test  string
+	lines []string
+}
+
+// keepLines is how many of a failed test's last lines the summary keeps:
+// a fatal message is the last line a test prints before its clean-up logs.
+const keepLines = 6
 
 func (p *prefixWriter) Write(b []byte) (int, error) {
 	p.buf = append(p.buf, b...)
@@ -160,8 +173,53 @@ func (p *prefixWriter) Flush() {
 }
 
 func (p *prefixWriter) emit(line []byte) {
+	p.note(strings.TrimRight(string(line), "\r\n"))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	io.WriteString(p.w, p.prefix)
 	p.w.Write(line)
+}
+
+// note keeps the lines of the running test and records it when it fails.
+func (p *prefixWriter) note(line string) {
+	trimmed := strings.TrimSpace(line)
+	switch {
+	case strings.HasPrefix(trimmed, "=== RUN"):
+		p.recent = p.recent[:0]
+	case strings.HasPrefix(trimmed, "--- FAIL: "):
+		name, _, _ := strings.Cut(strings.TrimPrefix(trimmed, "--- FAIL: "), " ")
+		p.failed = append(p.failed, failure{test: name, lines: slices.Clone(p.recent)})
+	case strings.HasPrefix(trimmed, "panic: "):
+		p.failed = append(p.failed, failure{test: "(panic)", lines: append(slices.Clone(p.recent), trimmed)})
+	default:
+		if trimmed == "" || strings.HasPrefix(trimmed, "--- PASS") {
+			return
+		}
+		p.recent = append(p.recent, trimmed)
+		if len(p.recent) > keepLines {
+			p.recent = p.recent[len(p.recent)-keepLines:]
+		}
+	}
+}
+
+// failureSummary is the run's last words: which tests failed in which
+// shard, each with its last lines.
+func failureSummary(prefixes []string, failed [][]failure) string {
+	var b strings.Builder
+	for i, fs := range failed {
+		for _, f := range fs {
+			fmt.Fprintf(&b, "%sFAILED %s\n", prefixes[i], f.test)
+			for _, l := range f.lines {
+				fmt.Fprintf(&b, "%s    %s\n", prefixes[i], truncate(l, 300))
+			}
+		}
+	}
+	return b.String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
