@@ -186,6 +186,13 @@ func (d *decoder) failover(t *table) *Failover {
 	if v, ok := t.intRange("track_decrement", 1, 254); ok {
 		f.TrackDecrement = uint8(v)
 	}
+	if v, ok := t.durationMin("preempt_delay", 0); ok {
+		if v > MaxPreemptDelay {
+			t.errorf("preempt_delay", "preempt_delay %s is over %s", v, MaxPreemptDelay)
+		} else {
+			f.PreemptDelay = &v
+		}
+	}
 	if peers, ok := t.strings("peers"); ok {
 		seen := map[netip.Addr]int{}
 		for i, s := range peers {

@@ -134,6 +134,10 @@ func TestParseErrors(t *testing.T) {
 			`t.toml:3:1: failover: advert_interval 41s is out of range 10ms..40.95s`}},
 		{"advert not centiseconds", "[failover]\nvirtual_router_id = 1\nadvert_interval = \"15ms\"\n", []string{
 			`t.toml:3:1: failover: advert_interval 15ms is not a multiple of 10ms`}},
+		{"preempt_delay negative", "[failover]\nvirtual_router_id = 1\npreempt_delay = \"-1s\"\n", []string{
+			`t.toml:3:1: failover: preempt_delay -1s must not be negative`}},
+		{"preempt_delay too long", "[failover]\nvirtual_router_id = 1\npreempt_delay = \"2h\"\n", []string{
+			`t.toml:3:1: failover: preempt_delay 2h0m0s is over 1h0m0s`}},
 		{"preempt not bool", "[failover]\nvirtual_router_id = 1\npreempt = \"yes\"\n", []string{
 			`t.toml:3:1: failover: preempt must be a boolean, not string "yes"`}},
 		{"peers", "[failover]\nvirtual_router_id = 1\npeers = [\"x\", \"10.0.0.1\", \"2001:db8::1\", \"10.0.0.1\", 7]\n", []string{
@@ -778,6 +782,19 @@ func TestErrorsSorted(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"a", "b", "c", "d"}, got); diff != "" {
 		t.Errorf("order (-want +got):\n%s", diff)
+	}
+}
+
+func TestPreemptDelay(t *testing.T) {
+	const head = "[director]\ninterface = \"eth0\"\n[failover]\nvirtual_router_id = 51\n"
+	if got := mustParse(t, head).Failover.PreemptDelay; got != nil {
+		t.Errorf("default preempt_delay = %v, want nil (the director's default)", *got)
+	}
+	for src, want := range map[string]time.Duration{"preempt_delay = \"0s\"\n": 0, "preempt_delay = \"7s\"\n": 7 * time.Second} {
+		got := mustParse(t, head+src).Failover.PreemptDelay
+		if got == nil || *got != want {
+			t.Errorf("%q: preempt_delay = %v, want %v", src, got, want)
+		}
 	}
 }
 

@@ -50,6 +50,12 @@ type Failover struct {
 	// peer that can serve takes the VIPs and gives them back when this
 	// director can serve again. 0 = fault.
 	TrackDecrement uint8
+	// PreemptDelay (preempt_delay): how long after it starts, or its
+	// advert link returns, this director lets a lower-priority master
+	// keep the VIPs before preempting it. nil = the default: with
+	// [failover.sync] the time the sync needs to settle (the director
+	// computes it), else none.
+	PreemptDelay *time.Duration
 
 	// Addresses follow the master besides the VIPs ([[failover.address]]),
 	// e.g. the NAT real servers' gateway on the inner segment.
@@ -195,6 +201,10 @@ type RealServer struct {
 	AgentAddress    string // default ":9471"
 	TunnelInterface string // default "tunl0"
 }
+
+// MaxPreemptDelay bounds preempt_delay: a larger one is a typo, not a
+// wish to leave a weaker master in charge for hours.
+const MaxPreemptDelay = time.Hour
 
 // Defaults that the contract leaves to us; kept here so the README, the
 // loader and the tests agree.

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -605,9 +606,12 @@ func (rt *Runtime) newVRRP(topo *config.Topology, beat func(), beatEvery time.Du
 		// track_decrement: no healthy backend lowers the priority
 		// instead of entering fault.
 		FaultDecrement: topo.Failover.TrackDecrement,
-		Beat:           beat,
-		BeatEvery:      beatEvery,
-		Logger:         rt.Log.With("part", "vrrp"),
+		// With sync, preempting before the peer has told us of the
+		// connections it took while we were away would reset them.
+		PreemptDelay: PreemptDelay(topo.Failover),
+		Beat:         beat,
+		BeatEvery:    beatEvery,
+		Logger:       rt.Log.With("part", "vrrp"),
 	}, vrrp.Hooks{OnMaster: onState(true), OnBackup: onState(false)})
 }
 
@@ -649,7 +653,9 @@ func sameFailover(a, b *config.Topology) bool {
 	if (a.Failover == nil) != (b.Failover == nil) {
 		return false
 	}
-	if a.Failover != nil && fmt.Sprint(*a.Failover) != fmt.Sprint(*b.Failover) {
+	// DeepEqual, not printing: the struct holds pointers (sync, the
+	// preempt delay), printed as addresses that differ on every load.
+	if a.Failover != nil && !reflect.DeepEqual(*a.Failover, *b.Failover) {
 		return false
 	}
 	return slices.Equal(VIPs(a), VIPs(b))

@@ -103,6 +103,19 @@ func SyncSettleTime(f *config.Failover) time.Duration {
 	return syncRefresh + syncFlush
 }
 
+// PreemptDelay is how long a returning director waits as backup before it
+// preempts a lower-priority master: preempt_delay when the file sets it,
+// else SyncSettleTime.
+func PreemptDelay(f *config.Failover) time.Duration {
+	if f == nil {
+		return 0
+	}
+	if f.PreemptDelay != nil {
+		return *f.PreemptDelay
+	}
+	return SyncSettleTime(f)
+}
+
 // DaemonChange is one start or stop of a sync daemon.
 type DaemonChange struct {
 	Stop   bool

@@ -184,3 +184,29 @@ func TestSyncSysctls(t *testing.T) {
 		t.Errorf("settle time %v", got)
 	}
 }
+
+func TestPreemptDelay(t *testing.T) {
+	zero, long := time.Duration(0), 30*time.Second
+	noSync := &config.Failover{VirtualRouterID: 51}
+	for _, tc := range []struct {
+		name string
+		f    *config.Failover
+		want time.Duration
+	}{
+		{"no failover", nil, 0},
+		{"no sync: preempt at once", noSync, 0},
+		{"sync: wait for it to settle", syncFailover(), SyncSettleTime(syncFailover())},
+		{"sync, preempt_delay 0", withDelay(syncFailover(), &zero), 0},
+		{"no sync, preempt_delay 30s", withDelay(noSync, &long), long},
+	} {
+		if got := PreemptDelay(tc.f); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func withDelay(f *config.Failover, d *time.Duration) *config.Failover {
+	c := *f
+	c.PreemptDelay = d
+	return &c
+}

@@ -336,7 +336,7 @@ virtual_server 192.0.2.103 80 {
 		f.Preempt || len(f.Peers) != 2 || f.Notify != "/usr/local/bin/notify" {
 		t.Errorf("failover = %+v (interface %s)", f, topo.Director.Interface)
 	}
-	for _, s := range []string{"address = \"10.0.0.1/24\"", "address = \"192.0.2.101/32\"", "interface = \"eth1\"", "sync_id = 9", "max_len = 1400", "port = 8850", "ttl = 2", "group = \"224.0.0.90\""} {
+	for _, s := range []string{"address = \"10.0.0.1/24\"", "address = \"192.0.2.101/32\"", "interface = \"eth1\"", "sync_id = 9", "preempt_delay = \"10s\"", "max_len = 1400", "port = 8850", "ttl = 2", "group = \"224.0.0.90\""} {
 		if !strings.Contains(res.TOML, s) {
 			t.Errorf("TOML lacks %q:\n%s", s, res.TOML)
 		}
@@ -344,7 +344,6 @@ virtual_server 192.0.2.103 80 {
 	wantNote(t, res,
 		"k.conf:7: not converted: priority 255",
 		"k.conf:8: warning: advert_int 0.333 (rounded to VRRPv3's centiseconds: 330ms)",
-		"k.conf:10: not converted: preempt_delay 10",
 		"k.conf:13: not converted: min_ttl 1",
 		"k.conf:17: not converted: brd 192.0.2.255",
 		"k.conf:21: warning: virtual_ipaddress 192.0.2.103/24 dev eth9 (a service's address: golvs holds it on [director] interface bond0)",

@@ -26,8 +26,11 @@ type failover struct {
 	priority int
 	advert   time.Duration
 	preempt  bool
-	peers    []string
-	notify   string
+	// preemptDelay is keepalived's preempt_delay; nil lets golvs choose
+	// (with sync, the time the sync needs to settle).
+	preemptDelay *time.Duration
+	peers        []string
+	notify       string
 	// off: golvs would have nothing to hold, and refuses to run VRRP
 	// then; the whole table is written commented out.
 	off       bool
@@ -213,6 +216,9 @@ func (t *topology) text() string {
 		w.kv(off, "priority", f.priority)
 		w.kv(off, "advert_interval", f.advert)
 		w.kv(off, "preempt", f.preempt)
+		if f.preemptDelay != nil {
+			w.kv(off, "preempt_delay", *f.preemptDelay)
+		}
 		if len(f.peers) > 0 {
 			w.kv(off, "peers", f.peers)
 		}

@@ -7,6 +7,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/golvs/golvs/config"
 )
 
 // vrrp converts the first vrrp_instance into [failover]; golvs runs one
@@ -78,7 +80,12 @@ func (c *conv) vrrp() {
 		case "preempt":
 			f.preempt = true
 		case "preempt_delay":
-			c.stmt(k, "golvs preempts at once when preempt is on")
+			d, ok := parseTimer(k.Arg(1))
+			if !ok || d > config.MaxPreemptDelay {
+				c.stmt(k, "preempt_delay must be 0.."+duration(config.MaxPreemptDelay)+" seconds")
+				continue
+			}
+			f.preemptDelay = &d
 		case "unicast_peer":
 			for _, p := range k.Block {
 				a, ok := parseAddr(p.Keyword())

@@ -157,6 +157,12 @@ type MachineConfig struct {
 	// still works up to 3*MaxMasterInterval (the backup's wait); one faster
 	// than the floor only makes the backup wait longer.
 	MinMasterInterval, MaxMasterInterval time.Duration
+	// PreemptDelay is how long after startup, and after the advert link
+	// returns, a backup lets a lower-priority master stay instead of
+	// preempting it: with connection sync, the time the peer needs to
+	// tell this director about the connections it took while this one
+	// was away. Preempting earlier resets them. 0 = preempt at once.
+	PreemptDelay time.Duration
 	// ReannounceHoldoff is the least time between two gratuitous
 	// re-announcements a master makes on hearing lower-priority adverts;
 	// default max(2*AdvertInterval, 2s). See Machine.answer.
@@ -196,6 +202,7 @@ type Machine struct {
 	lastAdvert time.Time // our last advert with a non-zero priority
 	lastGarp   time.Time // our last re-announcement (SendGratuitous)
 	deaf       bool      // the advert interface is down
+	preemptAt  time.Time // no preempting before this (PreemptDelay)
 }
 
 // NewMachine returns a machine in Init.
@@ -249,6 +256,7 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 		if m.faultState() {
 			return m.enter(Fault, now, "tracking reports a fault at startup", StopTimers{}, BecomeBackup{})
 		}
+		m.preemptAt = now.Add(m.cfg.PreemptDelay)
 		return m.toBackup(now, "startup", m.cfg.AdvertInterval, netip.Addr{})
 	case Shutdown:
 		m.downAt = time.Time{}
@@ -319,6 +327,8 @@ func (m *Machine) link(ev LinkChanged, now time.Time) []Action {
 		m.downAt = time.Time{}
 		return []Action{StopTimers{}}
 	case m.state == Backup:
+		// What the peer synced while the link was down never came.
+		m.preemptAt = now.Add(m.cfg.PreemptDelay)
 		return []Action{m.startDown(now, m.masterDown())}
 	case m.state == Master && ev.Up:
 		return []Action{m.advertise(now), StartAdvertTimer{D: m.cfg.AdvertInterval}, Reassert{}}
@@ -385,7 +395,7 @@ func (m *Machine) advert(ev AdvertReceived, now time.Time) []Action {
 			m.goodbye = true
 			return acts
 		}
-		if !m.cfg.Preempt || ev.Priority >= m.Priority() {
+		if !m.cfg.Preempt || ev.Priority >= m.Priority() || now.Before(m.preemptAt) {
 			if !ev.Unverified {
 				m.interval = m.learn(ev.MaxAdvertInterval)
 			}

@@ -61,6 +61,8 @@ func TestMachine(t *testing.T) {
 	noPreempt.Preempt = false
 	decrement := baseCfg()
 	decrement.FaultDecrement = 50
+	delayed := baseCfg()
+	delayed.PreemptDelay = 2500 * time.Millisecond
 
 	for _, tc := range []struct {
 		name  string
@@ -83,6 +85,25 @@ func TestMachine(t *testing.T) {
 			startup,
 			{AdvertReceived{From: upper, Priority: 50, MaxAdvertInterval: 100}, nil, Backup},
 			takeover,
+		}},
+		// Steps are a second apart: adverts at 1s and 2s fall in the
+		// delay, the one at 3s does not.
+		{"preempt delay: backup follows a lower master until the delay ends", delayed, []step{
+			startup,
+			{AdvertReceived{From: upper, Priority: 50, MaxAdvertInterval: 100}, []Action{StartMasterDownTimer{down100}}, Backup},
+			{AdvertReceived{From: upper, Priority: 50, MaxAdvertInterval: 100}, []Action{StartMasterDownTimer{down100}}, Backup},
+			{AdvertReceived{From: upper, Priority: 50, MaxAdvertInterval: 100}, nil, Backup},
+			takeover,
+		}},
+		{"preempt delay: starts again when the advert link returns", delayed, []step{
+			startup,
+			{AdvertReceived{From: upper, Priority: 50, MaxAdvertInterval: 100}, []Action{StartMasterDownTimer{down100}}, Backup},
+			{LinkChanged{Up: false, Adverts: true}, []Action{StopTimers{}}, Backup},
+			{AdvertReceived{From: upper, Priority: 50, MaxAdvertInterval: 100}, nil, Backup}, // the startup delay is over
+			{LinkChanged{Up: true, Adverts: true}, []Action{StartMasterDownTimer{down100}}, Backup},
+			{AdvertReceived{From: upper, Priority: 50, MaxAdvertInterval: 100}, []Action{StartMasterDownTimer{down100}}, Backup},
+			{AdvertReceived{From: upper, Priority: 50, MaxAdvertInterval: 100}, []Action{StartMasterDownTimer{down100}}, Backup},
+			{AdvertReceived{From: upper, Priority: 50, MaxAdvertInterval: 100}, nil, Backup},
 		}},
 		{"no preempt: backup follows lower master", noPreempt, []step{
 			startup,

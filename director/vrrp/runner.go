@@ -39,6 +39,8 @@ type Config struct {
 	Extra []ExtraAddress
 	// FaultDecrement: see MachineConfig.
 	FaultDecrement uint8
+	// PreemptDelay: see MachineConfig.
+	PreemptDelay time.Duration
 	// MaxMasterInterval bounds the advert interval learned from a master;
 	// 0 = four times our own. See MachineConfig.
 	MaxMasterInterval time.Duration
@@ -382,7 +384,7 @@ func (r *Runner) serve(ctx context.Context, e env) error {
 		m: NewMachine(MachineConfig{
 			Priority: f.Priority, AdvertInterval: f.AdvertInterval, Preempt: f.Preempt,
 			Local: e.local, FaultDecrement: r.cfg.FaultDecrement,
-			MaxMasterInterval: r.cfg.MaxMasterInterval,
+			MaxMasterInterval: r.cfg.MaxMasterInterval, PreemptDelay: r.cfg.PreemptDelay,
 			ReannounceHoldoff: max(r.cfg.GratuitousDelay, 2*f.AdvertInterval),
 		}),
 		timer: time.NewTimer(time.Hour),
@@ -390,7 +392,8 @@ func (r *Runner) serve(ctx context.Context, e env) error {
 	}
 	l.timer.Stop()
 	l.garp.Stop()
-	log.Info("vrrp starting", "priority", f.Priority, "advert_interval", f.AdvertInterval, "multicast", e.multicast, "auth", e.auth != nil)
+	log.Info("vrrp starting", "priority", f.Priority, "advert_interval", f.AdvertInterval, "multicast", e.multicast, "auth", e.auth != nil,
+		"preempt_delay", r.cfg.PreemptDelay)
 	l.step(ctx, Startup{})
 	var beat <-chan time.Time
 	if r.cfg.Beat != nil {
