@@ -495,7 +495,8 @@ func (sl *syncLab) returnAndPreempt(master, backup *node, conns *labnet.Proc) co
 			return nil
 		})
 	}
-	eventually(sl.t, 20*eventuallyScale, "the old master takes the VIP back", func() error {
+	// A golvs master waits out its preempt delay as backup first.
+	eventually(sl.t, director.PreemptDelay(syncFailoverConfig("eth0", 1))+20*eventuallyScale, "the old master takes the VIP back", func() error {
 		return firstErr(hasVIP(master.h, true), hasVIP(backup.h, false))
 	})
 	sl.eventuallyARP(master)
@@ -591,7 +592,23 @@ func TestConnSyncGolvs(t *testing.T) {
 		t.Errorf("golvs with sync: %s; want all %d kept on their real server", res, n)
 	}
 
-	// Failback: the box returns, the director restarts and preempts.
+	// Failback: the box returns, the director restarts and, once its
+	// preempt delay is over, preempts: the connections made through the
+	// backup meanwhile reached it by sync first, and all are kept.
 	back := sl.failback(master, backup, n)
 	t.Logf("golvs, sync on, failback: %s", back)
+	if back.Reset+back.Hung+back.Never != 0 || back.Moved != 0 || back.Kept+back.Stalled != n {
+		t.Errorf("golvs failback with sync: %s; want all %d kept on their real server", back, n)
+	}
+	out := master.proc.Output()
+	started, sok := logTime(out, `msg="vrrp starting"`)
+	took, mok := logTime(out, `msg="vrrp state change" from=backup to=master`)
+	delay := director.PreemptDelay(syncFailoverConfig("eth0", 1))
+	if !sok || !mok {
+		t.Errorf("the returning director's log lacks its start or its takeover:\n%s", out)
+	} else if waited := took.Sub(started); waited < delay {
+		t.Errorf("the returning director preempted %v after it started, within its preempt delay %v", waited.Round(time.Millisecond), delay)
+	} else {
+		t.Logf("the returning director preempted %v after it started (preempt delay %v)", waited.Round(time.Millisecond), delay)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golvs/golvs/director"
 	"github.com/golvs/golvs/integration/labnet"
 )
 
@@ -119,7 +120,7 @@ func TestNATPairFailoverAddress(t *testing.T) {
 	master.h.IP("link", "set", "eth1", "up")
 	master.h.IP("link", "set", "eth0", "up")
 	master.start()
-	eventually(t, 20*eventuallyScale, "the old master takes the VIP and the gateway back", func() error {
+	eventually(t, director.PreemptDelay(syncFailoverConfig("eth0", 1))+20*eventuallyScale, "the old master takes the VIP and the gateway back", func() error {
 		return firstErr(hasVIP(master.h, true), hasGateway(master.h, true), hasVIP(backup.h, false), hasGateway(backup.h, false))
 	})
 	sl.eventuallyARP(master)
