@@ -148,8 +148,11 @@ type failure struct {
 	lines []string
 }
 
-// keepLines is how many of a failed test's last lines the summary keeps:
-// a fatal message is the last line a test prints before its clean-up logs.
+// testMessage is a line a test printed with t.Log or t.Error.
+var testMessage = regexp.MustCompile(`^[\w./-]+\.go:\d+: `)
+
+// keepLines is how many of a failed test's last messages the summary
+// keeps: the failure is among them unless clean-ups logged more.
 const keepLines = 6
 
 func (p *prefixWriter) Write(b []byte) (int, error) {
@@ -191,10 +194,9 @@ func (p *prefixWriter) note(line string) {
 		p.failed = append(p.failed, failure{test: name, lines: slices.Clone(p.recent)})
 	case strings.HasPrefix(trimmed, "panic: "):
 		p.failed = append(p.failed, failure{test: "(panic)", lines: append(slices.Clone(p.recent), trimmed)})
-	default:
-		if trimmed == "" || strings.HasPrefix(trimmed, "--- PASS") {
-			return
-		}
+	case testMessage.MatchString(trimmed):
+		// Only the test's own lines (file.go:N: ...): what a failing test
+		// prints after its message is clean-up and dumps of logs.
 		p.recent = append(p.recent, trimmed)
 		if len(p.recent) > keepLines {
 			p.recent = p.recent[len(p.recent)-keepLines:]

@@ -70,13 +70,14 @@ func TestPrefixWriterFailures(t *testing.T) {
 	p.Write([]byte("=== RUN   TestA\n    a_test.go:1: fine\n--- PASS: TestA (1.00s)\n" +
 		"=== RUN   TestB\n    b_test.go:1: one\n    b_test.go:2: two\n    b_test.go:3: three\n" +
 		"    b_test.go:4: four\n    b_test.go:5: five\n    b_test.go:6: six\n    b_test.go:7: boom\n" +
+		"    b_test.go:8: keepalived's log:\n        line one\n        line two\n" +
 		"--- FAIL: TestB (2.00s)\n=== RUN   TestC\n--- PASS: TestC (0.00s)\n"))
 	if len(p.failed) != 1 || p.failed[0].test != "TestB" {
 		t.Fatalf("failed = %+v, want TestB alone", p.failed)
 	}
 	got := failureSummary([]string{"[1] "}, [][]failure{p.failed})
-	want := "[1] FAILED TestB\n[1]     b_test.go:2: two\n[1]     b_test.go:3: three\n[1]     b_test.go:4: four\n" +
-		"[1]     b_test.go:5: five\n[1]     b_test.go:6: six\n[1]     b_test.go:7: boom\n"
+	want := "[1] FAILED TestB\n[1]     b_test.go:3: three\n[1]     b_test.go:4: four\n" +
+		"[1]     b_test.go:5: five\n[1]     b_test.go:6: six\n[1]     b_test.go:7: boom\n[1]     b_test.go:8: keepalived's log:\n"
 	if got != want {
 		t.Errorf("summary:\n%s\nwant:\n%s", got, want)
 	}
