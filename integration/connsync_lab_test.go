@@ -506,7 +506,7 @@ func (sl *syncLab) returnAndPreempt(master, backup *node, conns *labnet.Proc) co
 
 // TestConnSyncKeepalived proves the harness on keepalived pairs: with
 // lvs_sync_daemon every established connection survives the master's
-// death; without it they break. The failback figures (the old master
+// death; without it they break. The failback figures with sync (the old master
 // restarts and preempts) are reported: keepalived switches the daemons
 // with the VRRP state, so connections made while the master was away can
 // be lost when it returns.
@@ -532,6 +532,9 @@ func TestConnSyncKeepalived(t *testing.T) {
 				t.Errorf("without sync: %s; want most broken (the harness must see a failover)", res)
 			}
 
+			if !sync {
+				return // the control run has shown what it must
+			}
 			// Failback: the box returns, keepalived restarts and preempts.
 			back := sl.failback(master, backup, n)
 			t.Logf("keepalived, sync=%v, failback: %s", sync, back)
