@@ -191,15 +191,16 @@ func clientAddrs(client *labnet.Host, k int) []string {
 }
 
 // TestBGPConnectionsSurvive (issue 14, tests 2, 3 and 5): 300 long-lived
-// connections through three mh directors lose none when a fourth director
-// joins and when one dies (its box gone: link down, processes killed);
-// the control run with rr breaks some, proving the harness can fail.
+// connections through three `director run` directors (mh with mh-port and
+// mh-fallback, BGP to BIRD) lose none when a fourth director joins and
+// when one dies (its box gone: link down, processes killed); the control
+// run with rr breaks some, proving the harness can fail.
 func TestBGPConnectionsSurvive(t *testing.T) {
 	// A 9s hold time: 3s sessions flapped when the emulated machine
 	// stalled (TestBGPHoldTimer measures 3s on a quiet machine).
 	const hold, n = 9 * time.Second, 300
 	t.Run("mh", func(t *testing.T) {
-		b := newBGPLabWith(t, 3, 4, hold, false, "mh")
+		b := newBGPLabOf(t, 3, 4, hold, false, "mh", true)
 		b.waitNexthops(b.dirAddrs, 20*time.Second)
 		kc := openKeptConns(t, b.client, clientAddrs(b.client, 20), n)
 		t.Logf("%d long-lived connections up, per real server %v", len(kc.conns), kc.servers())
@@ -226,7 +227,7 @@ func TestBGPConnectionsSurvive(t *testing.T) {
 		}
 	})
 	t.Run("rr", func(t *testing.T) {
-		b := newBGPLabWith(t, 3, 3, hold, false, "rr")
+		b := newBGPLabOf(t, 3, 3, hold, false, "rr", true)
 		b.waitNexthops(b.dirAddrs, 20*time.Second)
 		kc := openKeptConns(t, b.client, clientAddrs(b.client, 10), 100)
 		t.Logf("control, rr: %d of 100 connections up (%d failed their first request), per real server %v",

@@ -56,6 +56,8 @@ type bgpLab struct {
 	routeSeen *routeWatch
 	edge      *labnet.Segment
 	sched     string // the directors' IPVS scheduler: mh (with mh-port) or rr
+	// real: the directors are `director run` with [bgp], not hand-made.
+	real bool
 }
 
 func newBGPLab(t *testing.T, directors int, hold time.Duration, bfd bool) *bgpLab {
@@ -67,9 +69,16 @@ func newBGPLab(t *testing.T, directors int, hold time.Duration, bfd bool) *bgpLa
 // peers with (addDirector starts the others later).
 func newBGPLabWith(t *testing.T, directors, peers int, hold time.Duration, bfd bool, sched string) *bgpLab {
 	t.Helper()
+	return newBGPLabOf(t, directors, peers, hold, bfd, sched, false)
+}
+
+// newBGPLabOf is newBGPLabWith with real directors (`director run`) when
+// real is set.
+func newBGPLabOf(t *testing.T, directors, peers int, hold time.Duration, bfd bool, sched string, real bool) *bgpLab {
+	t.Helper()
 	l := labnet.NewLab(t)
 	edge, out := l.Segment("edge"), l.Segment("out")
-	b := &bgpLab{t: t, lab: l, bfd: bfd, hold: hold, edge: edge, sched: sched}
+	b := &bgpLab{t: t, lab: l, bfd: bfd, hold: hold, edge: edge, sched: sched, real: real}
 	b.router = l.Host("router", edge, routerEdge+"/24")
 	b.router.Attach(out, routerOut+"/24")
 	b.router.EnableForwarding()
@@ -172,6 +181,10 @@ func (b *bgpLab) addDirector(i int) {
 	h := b.lab.Host(fmt.Sprintf("d%d", i+1), nil)
 	h.Attach(b.segment(), addr+"/24")
 	h.DefaultRoute(routerEdge)
+	if b.real {
+		b.startDirector(h, addr)
+		return
+	}
 	h.Sysctl("net.ipv4.vs.sloppy_tcp", "1")
 	if b.sched == "mh" {
 		h.MustExec("ipvsadm", "-A", "-t", bgpVIP+":80", "-s", "mh", "-b", "mh-port")
@@ -190,6 +203,44 @@ func (b *bgpLab) addDirector(i int) {
 	b.dirs = append(b.dirs, h)
 	b.dirAddrs = append(b.dirAddrs, addr)
 	b.speakers = append(b.speakers, p)
+}
+
+// startDirector runs `director run` on h with [bgp] peering with the
+// router and the VIP's service over the three real servers: it sets
+// sloppy_tcp, puts the VIP on lo and announces it itself.
+func (b *bgpLab) startDirector(h *labnet.Host, addr string) {
+	t := b.t
+	dir := t.TempDir()
+	conf := labnet.TempFile(t, dir, "topology.toml", bgpDirectorTopology(dir, b.hold, b.bfd, b.sched, len(b.rs)))
+	p := h.Start("", bin(t, "director"), "run", "-config", conf)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("director %s output:\n%s", addr, p.Output())
+		}
+	})
+	b.dirs = append(b.dirs, h)
+	b.dirAddrs = append(b.dirAddrs, addr)
+	b.speakers = append(b.speakers, p)
+}
+
+// bgpDirectorTopology is a BGP director's file: control socket and state
+// file in dir, the router as its one peer, and the VIP's service with
+// sched (mh: with mh-port, and mh-fallback so a drain works) over the
+// first n real servers.
+func bgpDirectorTopology(dir string, hold time.Duration, bfd bool, sched string, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[director]\ninterface = \"eth0\"\nresync_interval = \"5s\"\ncontrol_socket = %q\nstate_file = %q\n\n",
+		filepath.Join(dir, "d.sock"), filepath.Join(dir, "d.state"))
+	fmt.Fprintf(&b, "[bgp]\nasn = %d\nleave_grace = \"1s\"\n\n[[bgp.peer]]\naddress = %q\nasn = %d\nhold_time = \"%s\"\nbfd = %v\n\n",
+		directorASN, routerEdge, routerASN, hold, bfd)
+	fmt.Fprintf(&b, "[[service]]\nname = \"web\"\naddress = %q\nport = 80\nscheduler = %q\nforwarding = \"dr\"\n", bgpVIP, sched)
+	if sched == "mh" {
+		b.WriteString("scheduler_flags = [\"mh-port\", \"mh-fallback\"]\n")
+	}
+	for j := range n {
+		fmt.Fprintf(&b, "\n[[service.backend]]\naddress = \"10.10.0.%d\"\nport = 80\nweight = 1\n", 21+j)
+	}
+	return b.String()
 }
 
 // segment is the edge segment (the router's first).
