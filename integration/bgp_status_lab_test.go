@@ -263,13 +263,14 @@ forwarding = "dr"
 	served("undrained")
 }
 
-// logTime is the time of the last slog line of out holding msg.
-func logTime(out, msg string) (time.Time, bool) {
+// logTime is the time of the last slog line of out holding every one
+// of parts.
+func logTime(out string, parts ...string) (time.Time, bool) {
 	var at time.Time
 	ok := false
 	for _, line := range strings.Split(out, "\n") {
 		ts, rest, found := strings.Cut(strings.TrimPrefix(line, "time="), " ")
-		if !found || !strings.Contains(rest, msg) {
+		if !found || !containsAll(rest, parts) {
 			continue
 		}
 		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
@@ -277,6 +278,15 @@ func logTime(out, msg string) (time.Time, bool) {
 		}
 	}
 	return at, ok
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // waitPollResult waits for labhost poll and reads its JSON.

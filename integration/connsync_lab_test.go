@@ -605,7 +605,7 @@ func TestConnSyncGolvs(t *testing.T) {
 	}
 	out := master.proc.Output()
 	started, sok := logTime(out, `msg="vrrp starting"`)
-	took, mok := logTime(out, `msg="vrrp state change" from=backup to=master`)
+	took, mok := logTime(out, `msg="vrrp state change"`, "from=backup to=master")
 	delay := director.PreemptDelay(syncFailoverConfig("eth0", 1))
 	if !sok || !mok {
 		t.Errorf("the returning director's log lacks its start or its takeover:\n%s", out)
