@@ -223,6 +223,9 @@ func (c *conv) vrrp() {
 	c.topo.failover = f
 	if c.syncNode != nil {
 		c.syncTable(f)
+		if f.preemptDelay == nil && f.preempt {
+			f.comments = append(f.comments, "keepalived: no preempt_delay, so it preempts at once; with [failover.sync] golvs waits 7s as backup first (preempt_delay's default), so the connections its peer took meanwhile reach it before it takes them over.")
+		}
 	}
 }
 
