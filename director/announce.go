@@ -49,6 +49,12 @@ type Situation struct {
 	// SelfDrained: routed, the operator took this director out of the
 	// routers' ECMP groups (director drain-self) until undrain-self.
 	SelfDrained bool
+	// Drains is Health with the operator's backend drains (director
+	// drain) on top; nil = none. Routed, a VIP whose services have only
+	// drained backends left is not announced: this director could
+	// schedule none of the new flows the routers would send it. It stays
+	// held, for the connections it still forwards.
+	Drains HealthView
 }
 
 // Decision is which addresses this director should hold now, and what the
@@ -61,8 +67,9 @@ type Decision struct {
 	// prefix on its interface (defaulted to [director] interface): only
 	// while VRRP master, like the VIPs. A NAT pair's gateway lives here.
 	Extra []config.FailoverAddress
-	// Routes (routed only) are the VIPs to announce to the routers: Hold,
-	// or none while drained by the operator. A drained director keeps
+	// Routes (routed only) are the VIPs to announce to the routers: those
+	// of Hold with a backend the operator has not drained, or none while
+	// the director is drained (drain-self). A drained director keeps
 	// Hold on its device, so flows the routers still send (while they
 	// converge) are forwarded, not dropped.
 	Routes []netip.Addr
@@ -98,6 +105,9 @@ func Announce(s Situation) Decision {
 	case Routed:
 		d.Hold = servableVIPs(s.Topo, view)
 		d.Routes = d.Hold
+		if s.Drains != nil {
+			d.Routes = servableVIPs(s.Topo, s.Drains)
+		}
 		if s.SelfDrained {
 			d.Routes = nil
 		}

@@ -2,6 +2,7 @@ package director
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/golvs/golvs/config"
@@ -138,12 +139,17 @@ func TestAnnounceRoutes(t *testing.T) {
 		hold, routes []netip.Addr
 	}{
 		{"routed announces the servable", Routed, false, []netip.Addr{vipA}, []netip.Addr{vipA}},
+		{"backends drained: held, not announced", Routed, false, []netip.Addr{vipA}, nil},
 		{"drained announces none, holds on", Routed, true, []netip.Addr{vipA}, nil},
 		{"static has no routes", Static, false, []netip.Addr{vipA, vipB}, nil},
 		{"vrrp has no routes", VRRP, true, nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := Announce(Situation{Topo: topo(web, api), Health: view, Mode: tc.mode, SelfDrained: tc.drained})
+			s := Situation{Topo: topo(web, api), Health: view, Mode: tc.mode, SelfDrained: tc.drained}
+			if strings.HasPrefix(tc.name, "backends drained") {
+				s.Drains = drainView{base: view, drains: map[drainKey]bool{{"web", ap(be1)}: true}}
+			}
+			d := Announce(s)
 			if diff := cmp.Diff(tc.hold, d.Hold, cmpopts.EquateEmpty(), eq); diff != "" {
 				t.Errorf("Hold (-want +got):\n%s", diff)
 			}

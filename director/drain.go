@@ -313,5 +313,16 @@ func (r *Reconciler) setDrain(service string, backend netip.AddrPort, on bool) e
 	r.mu.Unlock()
 	r.log.Info("operator drain", "service", service, "backend", backend, "drain", on)
 	r.Kick()
+	if r.onDrain != nil {
+		r.onDrain()
+	}
 	return nil
+}
+
+// HealthView is health with the operator drains in force now on top.
+func (r *Reconciler) HealthView() HealthView {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.loadStateLocked()
+	return r.viewLocked()
 }

@@ -35,6 +35,10 @@ type Options struct {
 	// AfterBulkPass, if set, runs after a pass that applied more than a
 	// few dozen changes (a cold start, a large reload).
 	AfterBulkPass func()
+	// OnDrain, if set, runs after an operator drain or undrain is in
+	// force: what else depends on drains (a routed director's routes)
+	// decides again.
+	OnDrain func()
 	// Beat, when set, is called after every pass of Run and at least
 	// every BeatEvery while Run waits: a watchdog's sign that the loop
 	// is not stuck.
@@ -67,6 +71,7 @@ type Reconciler struct {
 	stateFile string
 	drainPoll time.Duration
 	afterBulk func()
+	onDrain   func()
 	beat      func()
 	beatEvery time.Duration
 
@@ -110,6 +115,7 @@ func NewReconciler(opts Options, topo *config.Topology) *Reconciler {
 		stateFile: opts.StateFile,
 		drainPoll: opts.DrainPoll,
 		afterBulk: opts.AfterBulkPass,
+		onDrain:   opts.OnDrain,
 		beat:      opts.Beat,
 		beatEvery: opts.BeatEvery,
 		kick:      make(chan struct{}, 1),

@@ -32,6 +32,8 @@ func routedStatus(vips []netip.Addr, d Decision, drained bool, sp bgp.Status, sp
 			v.Reason = ReasonTooFewBackends
 		case drained:
 			v.Reason = ReasonSelfDrained
+		case !slices.Contains(d.Routes, a):
+			v.Reason = ReasonBackendsDrained
 		case !sp.Running:
 			v.Reason = "BGP speaker not running"
 		default:
@@ -42,11 +44,12 @@ func routedStatus(vips []netip.Addr, d Decision, drained bool, sp bgp.Status, sp
 	return st
 }
 
-// ReasonTooFewBackends and ReasonSelfDrained say why a VIP is not
-// announced.
+// ReasonTooFewBackends, ReasonSelfDrained and ReasonBackendsDrained say
+// why a VIP is not announced.
 const (
-	ReasonTooFewBackends = "no service of it has enough serving backends"
-	ReasonSelfDrained    = "drain-self"
+	ReasonTooFewBackends  = "no service of it has enough serving backends"
+	ReasonSelfDrained     = "drain-self"
+	ReasonBackendsDrained = "its serving backends are drained by the operator (director drain)"
 )
 
 // PlannedRoutes is, for each VIP, whether the decision d announces it
@@ -61,6 +64,8 @@ func PlannedRoutes(vips []netip.Addr, d Decision, drained bool) []status.BGPVIP 
 			v.Reason = ReasonTooFewBackends
 		case drained:
 			v.Reason = ReasonSelfDrained
+		default:
+			v.Reason = ReasonBackendsDrained
 		}
 		out = append(out, v)
 	}

@@ -162,6 +162,8 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 		// than let a collection run into the next small reload, which
 		// it would slow several times over on a busy CPU.
 		AfterBulkPass: debug.FreeOSMemory,
+		// A routed director's routes follow the operator's drains.
+		OnDrain: func() { kick(rt.track) },
 	}, topo)
 	rt.rec = rec
 	if err := rt.monitor.Update(targets(topo)); err != nil {
@@ -369,7 +371,7 @@ func (rt *Runtime) situation() Situation {
 	case rt.vrrp != nil:
 		s.Mode, s.Master = VRRP, rt.master.Load()
 	case rt.bgp != nil:
-		s.Mode, s.SelfDrained = Routed, rt.rec.SelfDrained()
+		s.Mode, s.SelfDrained, s.Drains = Routed, rt.rec.SelfDrained(), rt.rec.HealthView()
 	}
 	return s
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	lvs "github.com/golvs/golvs/director"
 	"github.com/golvs/golvs/director/status"
 	"github.com/golvs/golvs/integration/labnet"
 )
@@ -261,6 +262,28 @@ forwarding = "dr"
 		return metricsSay(established, `golvs_bgp_announced{vip="`+bgpVIP+`"} 1`, "golvs_bgp_self_drained 0")
 	})
 	served("undrained")
+
+	// Every backend drained by the operator (director drain): this
+	// director could schedule no new flow, so its route goes; undrained,
+	// it comes back.
+	for j := range b.rs {
+		director("drain", "web", fmt.Sprintf("10.10.0.%d:80", 21+j))
+	}
+	b.waitNexthops(others, 10*time.Second)
+	if out := h.IP("-4", "addr", "show", "dev", "lo"); !strings.Contains(out, bgpVIP+"/32") {
+		t.Errorf("backends drained: the VIP left lo, so the director would drop what the router still sends:\n%s", out)
+	}
+	if st, err := bgpStatus(); err != nil {
+		t.Error(err)
+	} else if len(st.VIPs) != 1 || st.VIPs[0].Announced || st.VIPs[0].Reason != lvs.ReasonBackendsDrained {
+		t.Errorf("backends drained: status VIPs %+v, want not announced because %q", st.VIPs, lvs.ReasonBackendsDrained)
+	}
+	served("backends drained on one director")
+	for j := range b.rs {
+		director("undrain", "web", fmt.Sprintf("10.10.0.%d:80", 21+j))
+	}
+	b.waitNexthops(all, 10*time.Second)
+	t.Log("director drain of every backend withdrew the route; undrain announced it again")
 }
 
 // logTime is the time of the last slog line of out holding every one
