@@ -514,8 +514,34 @@ func newAddrMonitor(t *testing.T, ns string) *addrMonitor {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	m.until(t, "e1")
+	// The monitor hears nothing until it has subscribed, which a loaded
+	// host may delay past a first marker: send markers until one is heard.
+	deadline := time.Now().Add(20 * time.Second)
+	for !m.heard(t, "e1", time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatalf("ip monitor heard no marker in 20s:\n%s", m.out.String())
+		}
+	}
 	return m
+}
+
+// heard adds and deletes a marker on dev and reports whether the monitor
+// printed its deletion within wait; it starts the output afresh if so.
+func (m *addrMonitor) heard(t *testing.T, dev string, wait time.Duration) bool {
+	t.Helper()
+	m.marks++
+	mark := fmt.Sprintf("198.51.100.%d/32", m.marks)
+	sh(t, "ip", "-n", m.ns, "addr", "add", mark, "dev", dev)
+	sh(t, "ip", "-n", m.ns, "addr", "del", mark, "dev", dev)
+	for end := time.Now().Add(wait); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if got := m.out.String(); strings.Contains(got, "Deleted") && strings.Contains(got, mark) {
+			m.out.mu.Lock()
+			m.out.b.Reset()
+			m.out.mu.Unlock()
+			return true
+		}
+	}
+	return false
 }
 
 // until adds and deletes a marker address on dev and waits until the
