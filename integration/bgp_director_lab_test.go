@@ -23,10 +23,14 @@ import (
 // announces it again when they return; on SIGTERM it withdraws its route
 // first and goes on running for leave_grace before it exits. The router's
 // FIB and `birdc` are the witnesses; a client's requests through the VIP
-// keep succeeding throughout.
+// keep succeeding throughout. Its session is signed with TCP MD5, as BIRD
+// requires of it.
 func TestBGPDirector(t *testing.T) {
 	const hold = 9 * time.Second
-	b := newBGPLabWith(t, 2, 3, hold, false, "mh")
+	// BIRD signs this director's session with TCP MD5 (RFC 2385): the
+	// route via it only appears if the director signs with the same key.
+	const md5Key = "golvs-lab-md5"
+	b := newBGPLabMD5(t, 2, 3, hold, false, "mh", false, map[int]string{2: md5Key})
 	addr := "10.10.0.13"
 	h := b.lab.Host("d3", nil)
 	h.Attach(b.segment(), addr+"/24")
@@ -34,6 +38,10 @@ func TestBGPDirector(t *testing.T) {
 	dir := t.TempDir()
 	flag := filepath.Join(dir, "backends-up")
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "bgp.key")
+	if err := os.WriteFile(keyFile, []byte(md5Key+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var backends strings.Builder
@@ -54,6 +62,7 @@ leave_grace = "2s"
 address = %q
 asn = %d
 hold_time = "%s"
+password_file = %q
 
 [[service]]
 name = "web"
@@ -73,7 +82,7 @@ timeout = "2s"
 rise = 1
 fall = 3
 
-%s`, filepath.Join(dir, "d.sock"), filepath.Join(dir, "d.state"), directorASN, routerEdge, routerASN, hold, bgpVIP, flag, backends.String()))
+%s`, filepath.Join(dir, "d.sock"), filepath.Join(dir, "d.state"), directorASN, routerEdge, routerASN, hold, keyFile, bgpVIP, flag, backends.String()))
 	p := h.Start("", bin(t, "director"), "run", "-config", conf)
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -58,6 +58,9 @@ type bgpLab struct {
 	sched     string // the directors' IPVS scheduler: mh (with mh-port) or rr
 	// real: the directors are `director run` with [bgp], not hand-made.
 	real bool
+	// passwords are the TCP MD5 keys BIRD uses with some directors
+	// (by index); the others' sessions are unsigned.
+	passwords map[int]string
 }
 
 func newBGPLab(t *testing.T, directors int, hold time.Duration, bfd bool) *bgpLab {
@@ -76,9 +79,16 @@ func newBGPLabWith(t *testing.T, directors, peers int, hold time.Duration, bfd b
 // real is set.
 func newBGPLabOf(t *testing.T, directors, peers int, hold time.Duration, bfd bool, sched string, real bool) *bgpLab {
 	t.Helper()
+	return newBGPLabMD5(t, directors, peers, hold, bfd, sched, real, nil)
+}
+
+// newBGPLabMD5 is newBGPLabOf where BIRD signs the sessions with the
+// peers of passwords (director index to TCP MD5 key) with their keys.
+func newBGPLabMD5(t *testing.T, directors, peers int, hold time.Duration, bfd bool, sched string, real bool, passwords map[int]string) *bgpLab {
+	t.Helper()
 	l := labnet.NewLab(t)
 	edge, out := l.Segment("edge"), l.Segment("out")
-	b := &bgpLab{t: t, lab: l, bfd: bfd, hold: hold, edge: edge, sched: sched, real: real}
+	b := &bgpLab{t: t, lab: l, bfd: bfd, hold: hold, edge: edge, sched: sched, real: real, passwords: passwords}
 	b.router = l.Host("router", edge, routerEdge+"/24")
 	b.router.Attach(out, routerOut+"/24")
 	b.router.EnableForwarding()
@@ -123,7 +133,11 @@ func (b *bgpLab) startBird(n int) {
 	}
 	var peers strings.Builder
 	for i := range n {
-		fmt.Fprintf(&peers, "protocol bgp d%d from director { neighbor 10.10.0.%d as %d; }\n", i+1, 11+i, directorASN)
+		pw := ""
+		if key, ok := b.passwords[i]; ok {
+			pw = fmt.Sprintf(" password %q;", key)
+		}
+		fmt.Fprintf(&peers, "protocol bgp d%d from director { neighbor 10.10.0.%d as %d;%s }\n", i+1, 11+i, directorASN, pw)
 	}
 	conf := fmt.Sprintf(`log "%s" all;
 router id %s;
