@@ -194,9 +194,10 @@ func (p *prefixWriter) note(line string) {
 		p.failed = append(p.failed, failure{test: name, lines: slices.Clone(p.recent)})
 	case strings.HasPrefix(trimmed, "panic: "):
 		p.failed = append(p.failed, failure{test: "(panic)", lines: append(slices.Clone(p.recent), trimmed)})
-	case testMessage.MatchString(trimmed):
-		// Only the test's own lines (file.go:N: ...): what a failing test
-		// prints after its message is clean-up and dumps of logs.
+	case testMessage.MatchString(trimmed) && !strings.HasSuffix(trimmed, ":"):
+		// Only the test's own lines (file.go:N: ...), and not the headers
+		// of the logs a failing test dumps from its clean-ups ("director
+		// output:"), which come after its message.
 		p.recent = append(p.recent, trimmed)
 		if len(p.recent) > keepLines {
 			p.recent = p.recent[len(p.recent)-keepLines:]

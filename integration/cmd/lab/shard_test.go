@@ -76,8 +76,8 @@ func TestPrefixWriterFailures(t *testing.T) {
 		t.Fatalf("failed = %+v, want TestB alone", p.failed)
 	}
 	got := failureSummary([]string{"[1] "}, [][]failure{p.failed})
-	want := "[1] FAILED TestB\n[1]     b_test.go:3: three\n[1]     b_test.go:4: four\n" +
-		"[1]     b_test.go:5: five\n[1]     b_test.go:6: six\n[1]     b_test.go:7: boom\n[1]     b_test.go:8: keepalived's log:\n"
+	want := "[1] FAILED TestB\n[1]     b_test.go:2: two\n[1]     b_test.go:3: three\n[1]     b_test.go:4: four\n" +
+		"[1]     b_test.go:5: five\n[1]     b_test.go:6: six\n[1]     b_test.go:7: boom\n"
 	if got != want {
 		t.Errorf("summary:\n%s\nwant:\n%s", got, want)
 	}
