@@ -128,7 +128,11 @@ fall = 3
 	}
 	b.waitNexthops(all, 20*time.Second)
 
-	// SIGTERM: withdraw, forward on for leave_grace, then exit.
+	// SIGTERM: withdraw, forward on for leave_grace, then exit. A client
+	// polling through the VIP across it loses nothing: flows the router
+	// still sends this director are forwarded until the route is gone.
+	poll := b.client.Start("ready", bin(t, "labhost"), "poll", "--url", "http://"+bgpVIP+"/",
+		"--interval", "50ms", "--duration", "8s", "--timeout", "5s")
 	term := time.Now()
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -144,6 +148,11 @@ fall = 3
 	t.Logf("SIGTERM: route gone from the router %v after the signal; the director exited %v after", gone.Sub(term).Round(time.Millisecond), time.Since(term).Round(time.Millisecond))
 	if !strings.Contains(p.Output(), "routes withdrawn; forwarding on") {
 		t.Errorf("no graceful leave in the director's log")
+	}
+	res := waitPollResult(t, poll)
+	t.Logf("poll through the VIP across the SIGTERM leave: %d requests, %d failed, answers %v", res.Total, res.Failures, res.Counts)
+	if res.Failures != 0 {
+		t.Errorf("%d of %d requests failed across the SIGTERM leave: %v", res.Failures, res.Total, res.Errors)
 	}
 	served("after the leave")
 }
