@@ -13,6 +13,7 @@ import (
 
 // TestGolvsPair: A (priority 200) and B (100), both golvs.
 func TestGolvsPair(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	cap := l.tcpdump(l.nsB, devB)
 	a := l.golvs(l.nsA, devA, "golvs-a", 200, "-vip", vip4)
@@ -103,6 +104,7 @@ func checkWire(t *testing.T, dump string) {
 // For IPv4 and IPv6: golvs staying backup proves it parses keepalived's
 // adverts, checksum included.
 func TestKeepalivedMasterGolvsBackup(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, vip, prefix, master string }{
 		{"ipv4", vip4, "/32", "master=192.0.2.1"},
 		{"ipv6", vip6, "/128", "master=fe80::"},
@@ -135,6 +137,7 @@ func TestKeepalivedMasterGolvsBackup(t *testing.T) {
 // IPv4 and IPv6: keepalived staying backup proves it accepts our checksum
 // (pseudo-header), TTL / hop limit, length and VRID.
 func TestGolvsMasterKeepalivedBackup(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, vip, prefix string }{
 		{"ipv4", vip4, "/32"},
 		{"ipv6", vip6, "/128"},
@@ -164,6 +167,7 @@ func TestGolvsMasterKeepalivedBackup(t *testing.T) {
 // TestUnicastPeers: the pair configured with unicast peers instead of
 // multicast.
 func TestUnicastPeers(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	notified := filepath.Join(l.dir, "notified")
 	script := filepath.Join(l.dir, "notify.sh")
@@ -194,6 +198,7 @@ func TestUnicastPeers(t *testing.T) {
 // different key drops every advert as a bad MAC and (as it must, hearing
 // nobody valid) becomes master too.
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	key := filepath.Join(l.dir, "vrrp.key")
 	other := filepath.Join(l.dir, "other.key")
@@ -222,6 +227,7 @@ func TestAuth(t *testing.T) {
 // TestIPv6Pair: the same failover with an IPv6 VIP: adverts from link-local
 // addresses to ff02::12 with hop limit 255, unsolicited NAs on takeover.
 func TestIPv6Pair(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	cap := l.tcpdump(l.nsB, devB)
 	a := l.golvs(l.nsA, devA, "golvs-a", 200, "-vip", vip6)
@@ -258,6 +264,7 @@ func TestIPv6Pair(t *testing.T) {
 // A also hears one of B's adverts first, and so re-announces at once,
 // depends on who speaks first; TestRunnerTimeline covers that reply.)
 func TestSplitBrainHeals(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	run(t, "ip", "-n", l.nsB, "link", "set", devB, "down")
 	l.golvs(l.nsA, devA, "golvs-a", 200, "-vip", vip4)

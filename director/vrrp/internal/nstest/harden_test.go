@@ -33,6 +33,7 @@ func stamps(t *testing.T, out, prefix string) []time.Time {
 // takes over at most its trust window (one master down interval) plus one
 // master down interval after the first replay, while the replay still runs.
 func TestAuthReplayAfterRestart(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	key := filepath.Join(l.dir, "vrrp.key")
 	if err := os.WriteFile(key, []byte("shared-secret-of-golvs\n"), 0o600); err != nil {
@@ -89,6 +90,7 @@ func TestAuthReplayAfterRestart(t *testing.T) {
 // between the expired timer and the queued adverts), so golvs joins three
 // times.
 func TestKeepalivedMasterGolvsJoinsBusy(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.keepalived(l.nsA, devA, "keepalived-a", 200, vip4+"/32")
 	waitFor(t, startup, "keepalived holds the VIP", func() bool { return hasAddr(l.nsA, devA, vip4) })
@@ -142,6 +144,7 @@ func wireEvents(t *testing.T, dump string) []wireEvent {
 // not after 3*40.95s + skew = 131.8 s. tcpdump on the master's link is the
 // witness for (1); the daemon's transition stamps for (2).
 func TestForgedAdvertsBounded(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	a := l.golvs(l.nsA, devA, "golvs-a", 200, "-vip", vip4)
 	waitFor(t, startup, "A holds the VIP", func() bool { return hasAddr(l.nsA, devA, vip4) })

@@ -5,6 +5,7 @@ package nstest
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -39,12 +41,21 @@ const (
 )
 
 var (
+	labSeq    atomic.Int64 // newLab's namespaces, numbered
 	buildOnce sync.Once
 	binPath   string
 	buildErr  error
 )
 
 func TestMain(m *testing.M) {
+	// Every test at once unless -parallel says otherwise: they wait on
+	// timers, so the default (GOMAXPROCS) would leave most of them queued.
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		flag.Set("test.parallel", "16")
+	}
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
@@ -100,7 +111,9 @@ func run(t *testing.T, args ...string) string {
 }
 
 // newLab makes two namespaces joined by a veth pair va <-> vb, with IPv4
-// addresses and IPv6 link-local addresses usable at once (no DAD).
+// addresses and IPv6 link-local addresses usable at once (no DAD). The
+// names are the test's, so tests run in parallel: they spend their time
+// waiting on VRRP timers, and one after another they took minutes.
 func newLab(t *testing.T) *lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -111,7 +124,9 @@ func newLab(t *testing.T) *lab {
 	if len(n) > 20 {
 		n = n[:20]
 	}
-	id := fmt.Sprintf("gv%d-%s", os.Getpid(), n)
+	// A sequence number keeps names apart that the cut makes equal
+	// (tests run side by side).
+	id := fmt.Sprintf("gv%d-%d-%s", os.Getpid(), labSeq.Add(1), n)
 	l := &lab{t: t, nsA: id + "-a", nsB: id + "-b", dir: t.TempDir()}
 	t.Cleanup(l.teardown)
 	for _, ns := range []string{l.nsA, l.nsB} {
