@@ -490,11 +490,12 @@ func TestBGPECMP(t *testing.T) {
 
 }
 
-// TestBGPHoldTimer: a dead director's path is withdrawn by the router's
-// hold timer (3s, the shortest BGP allows) when there is no BFD.
+// TestBGPHoldTimer: a dead director's path (three real directors) is
+// withdrawn by the router's hold timer (3s, the shortest BGP allows) when
+// there is no BFD.
 func TestBGPHoldTimer(t *testing.T) {
 	const hold = 3 * time.Second
-	b := newBGPLab(t, 3, hold, false)
+	b := newBGPLabOf(t, 3, 3, hold, false, "mh", true)
 	b.waitNexthops(b.dirAddrs, 20*time.Second)
 	// Director 3's box dies: only the hold timer can tell the router.
 	down := b.killDirector(2)
@@ -515,11 +516,12 @@ func TestBGPHoldTimer(t *testing.T) {
 	}
 }
 
-// TestBGPBFD: with BFD on both sides a dead director is withdrawn within
+// TestBGPBFD: with BFD on both sides (`bfd = true` on the real
+// directors' peer, BIRD's `bfd on`) a dead director is withdrawn within
 // BFD's detection time (3 x 300ms), long before the 9s hold time.
 func TestBGPBFD(t *testing.T) {
 	const hold = 9 * time.Second
-	b := newBGPLab(t, 3, hold, true)
+	b := newBGPLabOf(t, 3, 3, hold, true, "mh", true)
 	b.waitNexthops(b.dirAddrs, 20*time.Second)
 	out := b.router.MustExec("birdc", "-s", b.birdSock, "show", "bfd", "sessions")
 	t.Logf("birdc show bfd sessions:\n%s", out)
