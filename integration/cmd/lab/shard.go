@@ -54,6 +54,8 @@ var testWeights = map[string]time.Duration{
 	"TestMHOrderDirectors":        35 * time.Second,
 	"TestChaosStateDir":           24 * time.Second,
 	"TestRealserverRestartAdopts": 15 * time.Second,
+	// Added since, guessed from their like.
+	"TestBGPIPv6": 30 * time.Second,
 }
 
 const defaultWeight = 10 * time.Second
