@@ -149,7 +149,7 @@ func startAddrMonitor(t *testing.T, h *labnet.Host) *addrMonitor {
 	t.Helper()
 	p := h.Start("", "ip", "monitor", "address")
 	m := &addrMonitor{output: p.Output, ip: func(args ...string) { h.IP(args...) }, dev: "eth0"}
-	m.until(t)
+	m.live(t)
 	return m
 }
 
@@ -175,7 +175,7 @@ func startRootAddrMonitor(t *testing.T, dev string) *addrMonitor {
 		ip:     func(args ...string) { must(t, "ip", args...) },
 		dev:    dev,
 	}
-	m.until(t)
+	m.live(t)
 	return m
 }
 
@@ -188,20 +188,56 @@ func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 // It returns the output since the last call.
 func (m *addrMonitor) until(t *testing.T) string {
 	t.Helper()
+	mark := m.mark()
+	var out string
+	eventually(t, 10*eventuallyScale, "ip monitor hears the marker "+mark, func() error {
+		var ok bool
+		if out, ok = m.heard(mark); !ok {
+			return fmt.Errorf("no deletion of %s yet:\n%s", mark, out)
+		}
+		return nil
+	})
+	m.seen += len(out)
+	return out
+}
+
+// live returns once the monitor hears: it has subscribed only some time
+// after it started (seen: later than a first marker on a loaded guest),
+// so a marker goes out every second until one is heard.
+func (m *addrMonitor) live(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * eventuallyScale)
+	for {
+		mark := m.mark()
+		for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if out, ok := m.heard(mark); ok {
+				m.seen += len(out)
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ip monitor heard none of %d markers:\n%s", m.marks, m.output())
+		}
+	}
+}
+
+// mark adds and deletes a new marker address and returns it.
+func (m *addrMonitor) mark() string {
 	m.marks++
 	mark := fmt.Sprintf("203.0.113.%d/32", m.marks)
 	m.ip("addr", "add", mark, "dev", m.dev)
 	m.ip("addr", "del", mark, "dev", m.dev)
-	var out string
-	eventually(t, 10*eventuallyScale, "ip monitor hears the marker "+mark, func() error {
-		out = m.output()[m.seen:]
-		for _, l := range strings.Split(out, "\n") {
-			if strings.HasPrefix(l, "Deleted") && strings.Contains(l, " "+mark+" ") {
-				return nil
-			}
+	return mark
+}
+
+// heard is the output since the last call's and whether it holds the
+// deletion of mark.
+func (m *addrMonitor) heard(mark string) (string, bool) {
+	out := m.output()[m.seen:]
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "Deleted") && strings.Contains(l, " "+mark+" ") {
+			return out, true
 		}
-		return fmt.Errorf("no deletion of %s yet:\n%s", mark, out)
-	})
-	m.seen += len(out)
-	return out
+	}
+	return out, false
 }
