@@ -104,29 +104,7 @@ template bgp director {
 		procs = append(procs, p)
 	}
 
-	fib := func() []string {
-		var routes []struct {
-			Gateway  string `json:"gateway"`
-			Nexthops []struct {
-				Gateway string `json:"gateway"`
-			} `json:"nexthops"`
-		}
-		out := router.IP("-6", "-j", "route", "show", bgpVIP6+"/128")
-		if err := json.Unmarshal([]byte(out), &routes); err != nil {
-			t.Fatalf("ip -6 -j route: %v\n%s", err, out)
-		}
-		var gws []string
-		for _, r := range routes {
-			if r.Gateway != "" {
-				gws = append(gws, r.Gateway)
-			}
-			for _, n := range r.Nexthops {
-				gws = append(gws, n.Gateway)
-			}
-		}
-		slices.Sort(gws)
-		return gws
-	}
+	fib := func() []string { return routeGateways(t, router, bgpVIP6+"/128") }
 	waitFIB := func(want []string, within time.Duration) {
 		t.Helper()
 		eventually(t, within, fmt.Sprintf("router routes %s/128 via %v", bgpVIP6, want), func() error {

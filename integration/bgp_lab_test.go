@@ -263,16 +263,26 @@ func (b *bgpLab) segment() *labnet.Segment { return b.edge }
 // fibNexthops is the router's kernel route for the VIP (`ip -j route`):
 // its gateways, sorted; nil when there is no route.
 func (b *bgpLab) fibNexthops() []string {
-	out := b.router.IP("-j", "route", "show", bgpVIP+"/32")
+	return routeGateways(b.t, b.router, bgpVIP+"/32")
+}
+
+// routeGateways is h's kernel route for prefix (`ip -j route show`, of
+// the prefix's family): its gateways, sorted; nil when there is none.
+func routeGateways(t *testing.T, h *labnet.Host, prefix string) []string {
+	t.Helper()
+	family := "-4"
+	if strings.Contains(prefix, ":") {
+		family = "-6"
+	}
+	out := h.IP(family, "-j", "route", "show", prefix)
 	var routes []struct {
 		Gateway  string `json:"gateway"`
-		Protocol string `json:"protocol"`
 		Nexthops []struct {
 			Gateway string `json:"gateway"`
 		} `json:"nexthops"`
 	}
 	if err := json.Unmarshal([]byte(out), &routes); err != nil {
-		b.t.Fatalf("ip -j route: %v\n%s", err, out)
+		t.Fatalf("ip -j route: %v\n%s", err, out)
 	}
 	var gws []string
 	for _, r := range routes {
