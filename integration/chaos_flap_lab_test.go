@@ -439,14 +439,19 @@ func ipvsadmWeights(tab map[string]ipvsService) map[string]map[string]int {
 	return out
 }
 
-// logDuration reads key=DURATION from a text log line; 0 if absent.
-func logDuration(line, key string) time.Duration {
+// logValue reads key=VALUE from a text log line; "" if absent.
+func logValue(line, key string) string {
 	_, v, ok := strings.Cut(line, " "+key+"=")
 	if !ok {
-		return 0
+		return ""
 	}
 	v, _, _ = strings.Cut(v, " ")
-	d, _ := time.ParseDuration(v)
+	return v
+}
+
+// logDuration reads key=DURATION from a text log line; 0 if absent.
+func logDuration(line, key string) time.Duration {
+	d, _ := time.ParseDuration(logValue(line, key))
 	return d
 }
 
@@ -505,12 +510,7 @@ func lastLogTime(t *testing.T, log, what string) time.Time {
 
 // logInt reads key=N from a text log line; 0 if absent.
 func logInt(line, key string) int {
-	_, v, ok := strings.Cut(line, " "+key+"=")
-	if !ok {
-		return 0
-	}
-	v, _, _ = strings.Cut(v, " ")
-	n, _ := strconv.Atoi(v)
+	n, _ := strconv.Atoi(logValue(line, key))
 	return n
 }
 
