@@ -15,15 +15,13 @@ import (
 )
 
 // TestChaosStateDir puts the director's state file on a small tmpfs that
-// fills up, then has room again, while a client polls the VIP. A reload adding a service while the disk is full is
-// still applied to the kernel (ipvsadm, UDP answers); the director logs
-// the failure once and exports it (golvs_state_write_error 1, the
-// _errors_total counter rising with every pass's retry); once there is
-// room again the next pass writes the state, naming the new service, and
-// the metric is 0. No polled request fails. (Read-only is not shown this
-// way: `mount -o remount,ro` is refused while the director holds its lock
-// file open for writing on that file system; a write to a read-only one
-// fails like a full one, through the same path.)
+// fills up, then has room again, and then turns read-only and writable
+// again, while a client polls the VIP. A reload adding a service in each
+// fault is still applied to the kernel (ipvsadm, UDP answers); the
+// director logs the failure once per fault and exports it
+// (golvs_state_write_error 1, the _errors_total counter rising with every
+// pass's retry); once the fault is gone the next pass writes the state,
+// naming the new service, and the metric is 0. No polled request fails.
 func TestChaosStateDir(t *testing.T) {
 	c := newCluster(t, "nat")
 	// The mount is made before the director starts: `ip netns exec` gives
@@ -130,10 +128,65 @@ func TestChaosStateDir(t *testing.T) {
 	if n := strings.Count(p.Output(), "state file not written"); n != 1 {
 		t.Errorf("the outage was logged %d times as new, want once", n)
 	}
+
+	// Read-only: `mount -o remount,ro` is refused (EBUSY) while the
+	// director holds its lock file open for writing there, so a read-only
+	// tmpfs is mounted over the directory instead, in the director's own
+	// mount namespace (ip netns exec gave it one): its writes resolve the
+	// path into it and fail with EROFS, as on a file system remounted
+	// read-only. The test's namespace still sees the file underneath.
+	// nsenter -r: the lab's root is a chroot inside that namespace.
+	inDirector := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("nsenter", append([]string{"-t", fmt.Sprint(p.Cmd.Process.Pid), "-m", "-r", "--"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", cmd, err, out)
+		}
+	}
+	inDirector("mount", "-t", "tmpfs", "-o", "ro,size=4k,mode=0700", "golvs-ro", stateDir)
+	alt := "TCP " + vip + ":8080"
+	writeFile(t, file, text+c.service("dns", "udp", 53, "nat", "rr")+c.service("alt", "tcp", 8080, "nat", "rr"))
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*eventuallyScale, "the new service in the kernel with the state directory read-only", func() error {
+		return hasBackends(3, web, dns, alt)(c.ipvsTable())
+	})
+	eventually(t, 10*eventuallyScale, "the read-only directory exported and logged", func() error {
+		if got := metric("golvs_state_write_error"); got != "1" {
+			return fmt.Errorf("golvs_state_write_error = %s, want 1", got)
+		}
+		if !strings.Contains(p.Output(), "read-only file system") {
+			return fmt.Errorf("no log line names the read-only file system")
+		}
+		return nil
+	})
+	if st := mustRead(t, stateFile); strings.Contains(st, `"Port": 8080`) {
+		t.Fatalf("the state file names the new service while read-only:\n%s", st)
+	}
+	inDirector("umount", stateDir)
+	back = time.Now()
+	eventually(t, resync+3*time.Second, "the state written again once writable", func() error {
+		if got := metric("golvs_state_write_error"); got != "0" {
+			return fmt.Errorf("golvs_state_write_error = %s, want 0", got)
+		}
+		if st := mustRead(t, stateFile); !strings.Contains(st, `"Port": 8080`) {
+			return fmt.Errorf("the state file lacks the new service:\n%s", st)
+		}
+		return nil
+	})
+	t.Logf("state written again %s after the directory was writable again; %s failed writes in all",
+		durMS(time.Since(back)), metric("golvs_state_write_errors_total"))
+	if n := strings.Count(p.Output(), "state file not written"); n != 2 {
+		t.Errorf("the two outages were logged %d times as new, want twice", n)
+	}
+	if n := strings.Count(p.Output(), "state file written again"); n != 2 {
+		t.Errorf("the two recoveries were logged %d times, want twice", n)
+	}
 	r := c.stopPoll(poll)
 	t.Logf("poller: %d requests, %d failed", r.Total, r.Failures)
 	if r.Failures != 0 || r.Total < 20 {
-		t.Errorf("%d of %d polled requests failed while the state directory was full, want 0 of at least 20: %v", r.Failures, r.Total, r.Errors)
+		t.Errorf("%d of %d polled requests failed while the state directory was full or read-only, want 0 of at least 20: %v", r.Failures, r.Total, r.Errors)
 	}
 	if done, err := p.Exited(); done {
 		t.Fatalf("the director exited: %v", err)
