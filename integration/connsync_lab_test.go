@@ -255,24 +255,48 @@ type syncLab struct {
 	// (the benchmark counts them as never up); up is how many did.
 	short bool
 	up    int
+	// stall is the harness's stall limit; thin makes its connections
+	// thin streams (labhost conns --thin).
+	stall time.Duration
+	thin  bool
 }
 
-// syncAdvert is the advert interval of the sync labs: the harness loads
-// the emulated guest, and faster adverts (200ms, 500ms) got missed under
-// that load on a shared host: a spurious takeover mid-test. The harness's
-// stall limit is therefore 3s on top of the takeover time, which is not
-// the connections' doing.
+// syncAdvert is the advert interval of the sync labs that pair with
+// keepalived: the interval such pairs run in the field. A takeover then
+// takes its master down interval (3.6 s), so their harness's stall limit
+// is 3 s on top of it, which is not the connections' doing.
 const syncAdvert = time.Second
 
-func stallLimit() time.Duration { return masterDown(syncAdvert, 100) + 3*time.Second }
+// fastAdvert is the advert interval of the golvs pair that must show no
+// stall (issue 13's test 1): a takeover within its master down interval
+// (1.8 s) plus one retransmission of a thin stream fits in the 3 s stall
+// limit. An earlier session saw adverts this fast missed on an
+// overloaded host; at 200 connections they held with the host loaded by
+// a busy loop and two other guests.
+const fastAdvert = 500 * time.Millisecond
 
-func newSyncLab(t *testing.T) *syncLab {
+// noStallLimit is the issue's stall limit: a gap over 3 s between a
+// connection's answers.
+const noStallLimit = 3 * time.Second
+
+// syncLabStall is the stall limit of a sync lab at advert: 3 s on top of
+// the backup's master down interval.
+func syncLabStall(advert time.Duration) time.Duration { return masterDown(advert, 100) + 3*time.Second }
+
+func newSyncLab(t *testing.T) *syncLab { return newSyncLabAt(t, syncAdvert, syncLabStall(syncAdvert)) }
+
+// newSyncLabAt is a sync lab whose directors advertise every advert and
+// whose harness counts a gap over stall as a stall. Its connections are
+// thin streams at both ends (labhost conns and serve --thin), as an
+// interactive application's are; the server's end matters only behind a
+// NAT director, where its answers pass the director too.
+func newSyncLabAt(t *testing.T, advert, stall time.Duration) *syncLab {
 	t.Helper()
-	fl := newFailoverLab(t, syncAdvert, false)
+	fl := newFailoverLab(t, advert, false)
 	for i, h := range fl.rs {
-		h.Start("ready", bin(t, "labhost"), "serve", "--name", fl.names[i], "--line", fmt.Sprintf(":%d", linePort))
+		h.Start("ready", bin(t, "labhost"), "serve", "--name", fl.names[i], "--line", fmt.Sprintf(":%d", linePort), "--thin")
 	}
-	return &syncLab{failoverLab: fl, every: 100 * time.Millisecond}
+	return &syncLab{failoverLab: fl, every: 100 * time.Millisecond, stall: stall, thin: true}
 }
 
 // keepalivedSync prepares a keepalived director like failoverLab.keepalived,
@@ -350,8 +374,12 @@ func softnetDrops(t *testing.T) uint64 {
 func (sl *syncLab) startConns(n int) *labnet.Proc {
 	sl.t.Helper()
 	start := time.Now()
-	p := sl.client.Start("", bin(sl.t, "labhost"), "conns", "--addr", fmt.Sprintf("%s:%d", vip, linePort),
-		"--count", fmt.Sprint(n), "--interval", sl.every.String(), "--stall", stallLimit().String())
+	args := []string{"conns", "--addr", fmt.Sprintf("%s:%d", vip, linePort),
+		"--count", fmt.Sprint(n), "--interval", sl.every.String(), "--stall", sl.stall.String()}
+	if sl.thin {
+		args = append(args, "--thin")
+	}
+	p := sl.client.Start("", bin(sl.t, "labhost"), args...)
 	// Connects go 16 at a time: a thousand take a while in the guest.
 	eventually(sl.t, max(2*time.Minute, time.Duration(n)*200*time.Millisecond), "the harness's connections come up", func() error {
 		if done, err := p.Exited(); done {
@@ -461,7 +489,7 @@ func (sl *syncLab) takeover(from, to *node, conns *labnet.Proc) connsResult {
 	eventually(sl.t, 20*eventuallyScale, to.String()+" takes the VIP", func() error { return hasVIP(to.h, true) })
 	sl.eventuallyARP(to)
 	// Past the stall limit, so a hung connection shows as one.
-	time.Sleep(stallLimit() + 2*time.Second)
+	time.Sleep(sl.stall + 2*time.Second)
 	return sl.stopConns(conns)
 }
 
@@ -500,7 +528,7 @@ func (sl *syncLab) returnAndPreempt(master, backup *node, conns *labnet.Proc) co
 		return firstErr(hasVIP(master.h, true), hasVIP(backup.h, false))
 	})
 	sl.eventuallyARP(master)
-	time.Sleep(stallLimit() + 2*time.Second)
+	time.Sleep(sl.stall + 2*time.Second)
 	return sl.stopConns(conns)
 }
 
@@ -542,12 +570,9 @@ func TestConnSyncKeepalived(t *testing.T) {
 	}
 }
 
-// connsCount is how many harness connections a test opens. The issue
-// asks for 200; the emulated one-CPU guest on a shared host does not keep
-// up with 200 connections at 10 exchanges a second each (their warm-up
-// outlasted 30s and VRRP adverts were missed), so the lab runs 60, the
-// figure keepalived was first measured with. GOLVS_LAB_CONNS overrides it
-// where the guest is faster.
+// connsCount is how many harness connections a test opens: the issue's
+// 200 (a one-CPU emulated guest carries them: up in 2-3 s).
+// GOLVS_LAB_CONNS overrides it.
 func connsCount(t *testing.T) int {
 	if v := os.Getenv("GOLVS_LAB_CONNS"); v != "" {
 		var n int
@@ -556,7 +581,7 @@ func connsCount(t *testing.T) int {
 		}
 		return n
 	}
-	return 60
+	return 200
 }
 
 // syncFailoverConfig is a [failover] with [failover.sync] as the loader
@@ -570,11 +595,12 @@ func syncFailoverConfig(iface string, vrid uint8) *config.Failover {
 // [failover.sync]: each director runs the kernel's master and backup sync
 // daemons all the time (director.WantDaemons), so the backup holds every
 // established connection before the master's box dies and keeps them
-// all; the failback figures (the old master returns and preempts) are
-// reported.
+// all, none paused over 3 s (its adverts are fast enough for that: see
+// fastAdvert); when the old master returns and preempts, again all are
+// kept without a stall.
 func TestConnSyncGolvs(t *testing.T) {
 	n := connsCount(t)
-	sl := newSyncLab(t)
+	sl := newSyncLabAt(t, fastAdvert, noStallLimit)
 	services := sl.service("web", "tcp", 80, "dr", "rr") + sl.service("line", "tcp", linePort, "dr", "rr")
 	syncTable := "[failover.sync]\ninterface = \"eth0\"\n"
 	master := sl.oursWith(sl.director, 200, syncTable, services)
@@ -591,8 +617,8 @@ func TestConnSyncGolvs(t *testing.T) {
 	}
 	res := sl.survive(master, backup, n, true)
 	t.Logf("golvs, sync on, failover: %s", res)
-	if res.Reset+res.Hung+res.Never != 0 || res.Moved != 0 || res.Kept+res.Stalled != n {
-		t.Errorf("golvs with sync: %s; want all %d kept on their real server", res, n)
+	if res.Kept != n || res.Moved != 0 {
+		t.Errorf("golvs with sync: %s; want all %d kept on their real server, none paused over %v; why: %v", res, n, sl.stall, res.errors())
 	}
 
 	// Failback: the box returns, the director restarts and, once its
@@ -600,8 +626,8 @@ func TestConnSyncGolvs(t *testing.T) {
 	// backup meanwhile reached it by sync first, and all are kept.
 	back := sl.failback(master, backup, n)
 	t.Logf("golvs, sync on, failback: %s", back)
-	if back.Reset+back.Hung+back.Never != 0 || back.Moved != 0 || back.Kept+back.Stalled != n {
-		t.Errorf("golvs failback with sync: %s; want all %d kept on their real server", back, n)
+	if back.Kept != n || back.Moved != 0 {
+		t.Errorf("golvs failback with sync: %s; want all %d kept on their real server, none paused over %v; why: %v", back, n, sl.stall, back.errors())
 	}
 	out := master.proc.Output()
 	started, sok := logTime(out, `msg="vrrp starting"`)

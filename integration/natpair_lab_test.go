@@ -46,9 +46,9 @@ func newNATPairLab(t *testing.T) *syncLab {
 	fl.backup.Attach(c.back, backPrefix+"3/24")
 	fl.backup.Sysctl("net.ipv4.ip_forward", "0") // the director's job
 	for i, h := range fl.rs {
-		h.Start("ready", bin(t, "labhost"), "serve", "--name", fl.names[i], "--line", fmt.Sprintf(":%d", linePort))
+		h.Start("ready", bin(t, "labhost"), "serve", "--name", fl.names[i], "--line", fmt.Sprintf(":%d", linePort), "--thin")
 	}
-	return &syncLab{failoverLab: fl, every: 100 * time.Millisecond}
+	return &syncLab{failoverLab: fl, every: 100 * time.Millisecond, stall: syncLabStall(syncAdvert), thin: true}
 }
 
 // hasGateway checks whether h holds the gateway, with its prefix, on eth1.
@@ -80,7 +80,7 @@ func (sl *syncLab) gatewayAt(n *node) error {
 // servers' gateway, its gratuitous ARP on eth1 moves their neighbour
 // entry, every established connection is kept (synced by the kernel's
 // daemons, replies now through the backup) and new connections work. On
-// failback the gateway returns with the VIP; those figures are reported.
+// failback the gateway returns with the VIP, and again all are kept.
 func TestNATPairFailoverAddress(t *testing.T) {
 	n := connsCount(t)
 	sl := newNATPairLab(t)
@@ -109,8 +109,11 @@ func TestNATPairFailoverAddress(t *testing.T) {
 	}
 	t.Logf("backup %s after the takeover:\n%s", backup, backup.h.MustExec("ip", "-4", "-o", "addr", "show", "dev", "eth1"))
 	t.Logf("rs1: ip neigh show %s: %s", natGateway, sl.rs[0].MustExec("ip", "neigh", "show", natGateway))
+	// Kept, or paused and then answered: a NAT takeover moves two
+	// addresses and both ends' answers wait for it; at 500 ms adverts the
+	// pauses came near 3 s on a loaded host (median 2.8 s, max 3.2 s).
 	if res.Reset+res.Hung+res.Never != 0 || res.Moved != 0 || res.Kept+res.Stalled != n {
-		t.Errorf("NAT pair with sync: %s; want all %d kept on their real server", res, n)
+		t.Errorf("NAT pair with sync: %s; want all %d kept on their real server; why: %v", res, n, res.errors())
 	}
 	sl.assertServed(30) // new connections, through the new master both ways
 
@@ -125,8 +128,11 @@ func TestNATPairFailoverAddress(t *testing.T) {
 	})
 	sl.eventuallyARP(master)
 	eventually(t, 20*eventuallyScale, "the real servers' gateway entry moves back", func() error { return sl.gatewayAt(master) })
-	time.Sleep(stallLimit() + 2*time.Second)
+	time.Sleep(sl.stall + 2*time.Second)
 	back := sl.stopConns(conns)
 	t.Logf("golvs NAT pair, sync on, failback: %s", back)
+	if back.Reset+back.Hung+back.Never != 0 || back.Moved != 0 || back.Kept+back.Stalled != n {
+		t.Errorf("NAT pair failback with sync: %s; want all %d kept on their real server; why: %v", back, n, back.errors())
+	}
 	sl.assertServed(30)
 }

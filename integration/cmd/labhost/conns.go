@@ -17,12 +17,17 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // serveLines answers every line on every connection with name: the real
-// server side of the harness.
-func serveLines(ctx context.Context, addr, name string, errc chan<- error) (net.Addr, func(), error) {
+// server side of the harness. With thin, each connection is a thin stream
+// (see thinLinearTimeouts): behind a NAT director, an answer lost in a
+// takeover is resent by the server, not the client.
+func serveLines(ctx context.Context, addr, name string, thin bool, errc chan<- error) (net.Addr, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, err
@@ -35,6 +40,13 @@ func serveLines(ctx context.Context, addr, name string, errc chan<- error) (net.
 					errc <- err
 				}
 				return
+			}
+			if thin {
+				if err := setThin(c); err != nil {
+					errc <- err
+					c.Close()
+					return
+				}
 			}
 			go func() {
 				defer c.Close()
@@ -104,7 +116,7 @@ type ConnsResult struct {
 // trying, or gone warmTimeout since it connected without them (one hung
 // connection must not hold the report back), and exchanges lines until
 // ctx ends or duration passes.
-func conns(ctx context.Context, addr string, count int, interval, duration, stall time.Duration, warm int, warmTimeout time.Duration, ready func(int)) ConnsResult {
+func conns(ctx context.Context, addr string, count int, interval, duration, stall time.Duration, warm int, warmTimeout time.Duration, thin bool, ready func(int)) ConnsResult {
 	if duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, duration)
@@ -119,7 +131,7 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 		warmed.Add(1)
 		go func() {
 			defer wg.Done()
-			reports[i] = oneConn(ctx, addr, interval, stall, warm, warmTimeout, sem, &connected, func(ok bool) {
+			reports[i] = oneConn(ctx, addr, interval, stall, warm, warmTimeout, thin, sem, &connected, func(ok bool) {
 				if ok {
 					warmOK.Add(1)
 				} else {
@@ -180,7 +192,7 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 
 // oneConn runs one connection until ctx ends. warmed is called once: true
 // after warm answers, false if the connection failed before.
-func oneConn(ctx context.Context, addr string, interval, stall time.Duration, warm int, warmTimeout time.Duration, sem chan struct{}, connected *atomic.Int64, warmed func(bool)) ConnReport {
+func oneConn(ctx context.Context, addr string, interval, stall time.Duration, warm int, warmTimeout time.Duration, thin bool, sem chan struct{}, connected *atomic.Int64, warmed func(bool)) ConnReport {
 	var r ConnReport
 	once := sync.Once{}
 	signal := func(ok bool) { once.Do(func() { warmed(ok) }) }
@@ -188,6 +200,9 @@ func oneConn(ctx context.Context, addr string, interval, stall time.Duration, wa
 
 	sem <- struct{}{}
 	d := net.Dialer{Timeout: 10 * time.Second}
+	if thin {
+		d.Control = thinLinearTimeouts
+	}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	<-sem
 	if err != nil {
@@ -269,4 +284,33 @@ func oneConn(ctx context.Context, addr string, interval, stall time.Duration, wa
 		r.State = StateKept
 	}
 	return r
+}
+
+// thinLinearTimeouts sets TCP_THIN_LINEAR_TIMEOUTS: a connection with one
+// small message in flight (a thin stream, as every harness connection
+// is) retransmits at its plain RTO up to six times before backing off.
+// Without it the client's own exponential backoff, not the takeover,
+// decides when it speaks again: an outage of 1.5 s is noticed at the
+// retransmission 3 s in (0.2+0.4+0.8+1.6 s).
+func thinLinearTimeouts(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_THIN_LINEAR_TIMEOUTS, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// setThin is thinLinearTimeouts for an accepted connection.
+func setThin(c net.Conn) error {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return fmt.Errorf("%T is not TCP", c)
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return thinLinearTimeouts("", "", rc)
 }

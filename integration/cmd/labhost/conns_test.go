@@ -15,13 +15,13 @@ import (
 func TestConnsKept(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	la, stop, err := serveLines(ctx, "127.0.0.1:0", "rs1", make(chan error, 1))
+	la, stop, err := serveLines(ctx, "127.0.0.1:0", "rs1", true, make(chan error, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
 	var readyN int
-	res := conns(ctx, la.String(), 6, 10*time.Millisecond, 0, time.Second, 3, time.Minute, func(n int) {
+	res := conns(ctx, la.String(), 6, 10*time.Millisecond, 0, time.Second, 3, time.Minute, true, func(n int) {
 		readyN = n
 		time.AfterFunc(200*time.Millisecond, cancel)
 	})
@@ -78,7 +78,7 @@ func TestConnsResetAndStall(t *testing.T) {
 	}()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	res := conns(ctx, ln.Addr().String(), 9, 10*time.Millisecond, 0, 150*time.Millisecond, 3, time.Minute, func(int) {
+	res := conns(ctx, ln.Addr().String(), 9, 10*time.Millisecond, 0, 150*time.Millisecond, 3, time.Minute, false, func(int) {
 		broken.Store(true)
 		// Room for both to answer again after the pause even on a busy
 		// machine: a connection with no answer by the end counts as hung.
@@ -134,7 +134,7 @@ func TestConnsStalledThenRecovered(t *testing.T) {
 	}()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	res := conns(ctx, ln.Addr().String(), 2, 10*time.Millisecond, 0, 100*time.Millisecond, 3, time.Minute, func(int) {
+	res := conns(ctx, ln.Addr().String(), 2, 10*time.Millisecond, 0, 100*time.Millisecond, 3, time.Minute, false, func(int) {
 		pause.Store(true)
 		time.AfterFunc(300*time.Millisecond, func() { pause.Store(false) })
 		// Room for both to answer again after the pause even on a busy
@@ -155,7 +155,7 @@ func TestConnsNever(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	ready := -1
-	res := conns(t.Context(), addr, 2, 10*time.Millisecond, 300*time.Millisecond, time.Second, 3, time.Minute, func(n int) { ready = n })
+	res := conns(t.Context(), addr, 2, 10*time.Millisecond, 300*time.Millisecond, time.Second, 3, time.Minute, false, func(n int) { ready = n })
 	if res.Never != 2 || ready != 0 {
 		t.Errorf("result %+v ready %d, want 2 never and ready 0", res, ready)
 	}
@@ -181,7 +181,7 @@ func TestConnsWarmTimeout(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	ready := -1
-	res := conns(ctx, ln.Addr().String(), 2, 10*time.Millisecond, 0, time.Second, 3, 200*time.Millisecond, func(n int) {
+	res := conns(ctx, ln.Addr().String(), 2, 10*time.Millisecond, 0, time.Second, 3, 200*time.Millisecond, false, func(n int) {
 		ready = n
 		cancel()
 	})

@@ -62,6 +62,7 @@ func run(ctx context.Context, args []string) error {
 	sport := fs.Int("sport", 0, "udp: first source port (then +1 per request); 0 = random")
 	lineAddr := fs.String("line", "", "serve: line-protocol listen address (answers every line with the name)")
 	stall := fs.Duration("stall", 3*time.Second, "conns: a gap between answers longer than this is a stall")
+	thin := fs.Bool("thin", false, "conns, serve --line: retransmit as a thin stream (TCP_THIN_LINEAR_TIMEOUTS), not with exponential backoff")
 	warm := fs.Int("warm", 3, "conns: answers each connection has before \"ready\"")
 	warmTimeout := fs.Duration("warm-timeout", time.Minute, "conns: a connection without its warm answers this long after connecting counts as not ready")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -73,7 +74,7 @@ func run(ctx context.Context, args []string) error {
 		if *name == "" || (*httpAddr == "" && *udpAddr == "" && *lineAddr == "") {
 			return errors.New("serve needs --name and --http, --udp and/or --line")
 		}
-		return serve(ctx, *name, *httpAddr, *udpAddr, *lineAddr)
+		return serve(ctx, *name, *httpAddr, *udpAddr, *lineAddr, *thin)
 	case "conns":
 		if *addr == "" {
 			return errors.New("conns needs --addr")
@@ -87,7 +88,7 @@ func run(ctx context.Context, args []string) error {
 		if !isSet(fs, "duration") {
 			*duration = 0
 		}
-		return enc.Encode(conns(ctx, *addr, *count, *interval, *duration, *stall, *warm, *warmTimeout, func(n int) { fmt.Println("ready", n) }))
+		return enc.Encode(conns(ctx, *addr, *count, *interval, *duration, *stall, *warm, *warmTimeout, *thin, func(n int) { fmt.Println("ready", n) }))
 	case "client":
 		return enc.Encode(httpClient(ctx, *url, *count, *timeout))
 	case "udp":
@@ -107,10 +108,10 @@ func isSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-func serve(ctx context.Context, name, httpAddr, udpAddr, lineAddr string) error {
+func serve(ctx context.Context, name, httpAddr, udpAddr, lineAddr string, thin bool) error {
 	errc := make(chan error, 3)
 	if lineAddr != "" {
-		_, closeLines, err := serveLines(ctx, lineAddr, name, errc)
+		_, closeLines, err := serveLines(ctx, lineAddr, name, thin, errc)
 		if err != nil {
 			return err
 		}
