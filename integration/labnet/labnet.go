@@ -33,8 +33,9 @@ type Lab struct {
 	sw     string // the switch namespace holding the bridges
 	nextIf int
 
-	mu    sync.Mutex
-	hosts []*Host
+	mu     sync.Mutex
+	hosts  []*Host
+	swHost *Host // Switch, once asked for
 }
 
 // NewLab creates the switch namespace and registers cleanup.
@@ -95,6 +96,20 @@ func killNS(ns string) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+}
+
+// Switch is the namespace holding the segments' bridges, as a Host: a
+// capture there (tcpdump -i any) sees every frame of every segment, at
+// the port it entered by and the one it left by. Its processes are
+// stopped at cleanup like any host's.
+func (l *Lab) Switch() *Host {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.swHost == nil {
+		l.swHost = &Host{lab: l, Name: "switch", NS: l.sw}
+		l.hosts = append(l.hosts, l.swHost)
+	}
+	return l.swHost
 }
 
 // Segment is one L2 broadcast domain: a bridge in the switch namespace.

@@ -49,7 +49,7 @@ var testWeights = map[string]time.Duration{
 	// Added since: a two-shard run's figures over 1.8, its slowdown.
 	"TestRollingKeepalivedIPv6":   67 * time.Second,
 	"TestRollingKeepalived":       50 * time.Second,
-	"TestChaosLinkFlap":           41 * time.Second,
+	"TestChaosLinkFlap":           95 * time.Second,
 	"TestBGPDirectorDrainSelf":    37 * time.Second,
 	"TestMHOrderDirectors":        35 * time.Second,
 	"TestChaosStateDir":           24 * time.Second,
