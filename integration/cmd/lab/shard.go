@@ -20,10 +20,10 @@ import (
 // only balance the shards: a wrong figure makes one shard end later, never
 // a test fail.
 var testWeights = map[string]time.Duration{
-	"TestConnSyncKeepalived":     105 * time.Second,
+	"TestConnSyncKeepalived":     135 * time.Second,
 	"TestChaosKill9MidApply":     95 * time.Second,
-	"TestConnSyncMixed":          70 * time.Second,
-	"TestConnSyncGolvs":          55 * time.Second,
+	"TestConnSyncMixed":          160 * time.Second,
+	"TestConnSyncGolvs":          60 * time.Second,
 	"TestFailoverKeepalived":     35 * time.Second,
 	"TestFailoverSIGTERM":        26 * time.Second,
 	"TestFailoverKill9Preempt":   25 * time.Second,
@@ -40,7 +40,7 @@ var testWeights = map[string]time.Duration{
 	"TestRealserverAgent":        15 * time.Second,
 	// Not in that run's output: a loaded run's figures, scaled to it.
 	"TestBGPConnectionsSurvive":  35 * time.Second,
-	"TestNATPairFailoverAddress": 50 * time.Second,
+	"TestNATPairFailoverAddress": 70 * time.Second,
 	"TestMHOrderCanonical":       22 * time.Second,
 	"TestImportKeepalived":       20 * time.Second,
 	"TestBGPDirector":            17 * time.Second,
@@ -52,7 +52,7 @@ var testWeights = map[string]time.Duration{
 	"TestChaosLinkFlap":           95 * time.Second,
 	"TestBGPDirectorDrainSelf":    37 * time.Second,
 	"TestMHOrderDirectors":        35 * time.Second,
-	"TestChaosStateDir":           24 * time.Second,
+	"TestChaosStateDir":           45 * time.Second,
 	"TestRealserverRestartAdopts": 15 * time.Second,
 	// Added since, guessed from their like.
 	"TestBGPIPv6": 30 * time.Second,
