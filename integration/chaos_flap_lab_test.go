@@ -623,9 +623,19 @@ func newNSListeners(t *testing.T, ns, addr string, base, n int) *nsListeners {
 	}
 	started := make(chan error, 1)
 	go func() {
-		// Never unlocked: the thread ends with the goroutine rather than
-		// serve others in the wrong namespace.
+		// The thread goes back to the test's namespace before it is
+		// unlocked. Never left in the other one: if it is the process's
+		// main thread (Go may run any goroutine there, and never ends
+		// that thread), /proc/PID/ns/net would name the real server's
+		// namespace, and the lab's cleanup, which SIGKILLs every PID
+		// `ip netns pids` lists there, would kill the test.
 		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			started <- err
+			return
+		}
+		defer home.Close()
 		f, err := os.Open(filepath.Join("/var/run/netns", ns))
 		if err == nil {
 			err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
@@ -633,11 +643,14 @@ func newNSListeners(t *testing.T, ns, addr string, base, n int) *nsListeners {
 		}
 		started <- err
 		if err != nil {
-			return
+			return // still home: setns failed
 		}
 		for job := range l.jobs {
 			job()
 		}
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		} // else the locked thread ends with the goroutine (or, the main thread, stays wedged)
 	}()
 	if err := <-started; err != nil {
 		t.Fatalf("enter namespace %s: %v", ns, err)
