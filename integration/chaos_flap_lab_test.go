@@ -9,12 +9,14 @@
 package integration
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,6 +85,10 @@ func TestChaosHealthFlapStorm(t *testing.T) {
 	rs := c.rsAddrs[0]
 	ln := newNSListeners(t, c.rs[0].NS, rs, flapPortBase, flapBackends)
 	ln.setAll(func(int) bool { return true })
+	idle0 := takeCensus()
+	time.Sleep(3 * time.Second) // a measuring window: the guest without a director
+	idle1 := takeCensus()
+	t.Logf("guest CPU without a director (3 s): %s", idle1.top(idle0, 6))
 
 	web := "TCP " + vip + ":80"
 	var b strings.Builder
@@ -153,8 +159,11 @@ func TestChaosHealthFlapStorm(t *testing.T) {
 	// Calm: the same checks with health still, the baseline the storm is
 	// compared with (ratios within one guest run, not absolute figures).
 	calm := sampleProc(t, pid)
+	calmCensus := takeCensus()
 	time.Sleep(3 * time.Second) // a measuring window, not a synchronisation
 	stormStart := sampleProc(t, pid)
+	stormCensus := takeCensus()
+	t.Logf("guest CPU calm (3 s): %s", stormCensus.top(calmCensus, 6))
 	calmCPU := stormStart.cpuSince(calm)
 	logAt := d.logSize()
 
@@ -164,6 +173,7 @@ func TestChaosHealthFlapStorm(t *testing.T) {
 	frozen := ln.setAll(flapFinal)
 	stormEnd := sampleProc(t, pid)
 	stormCPU := stormEnd.cpuSince(stormStart)
+	t.Logf("guest CPU storm (%s): %s", durMS(stormEnd.at.Sub(stormStart.at)), takeCensus().top(stormCensus, 6))
 
 	stormLog := d.logSince(logAt)[:frozenAt-logAt]
 	transitions := strings.Count(stormLog, `msg="backend health changed"`)
@@ -229,9 +239,11 @@ func TestChaosHealthFlapStorm(t *testing.T) {
 	// Still: health no longer changes, so no pass should run and the
 	// director should be back to its calm cost.
 	quiet := sampleProc(t, pid)
+	quietCensus := takeCensus()
 	quietAt := d.logSize()
 	time.Sleep(3 * time.Second) // a measuring window, not a synchronisation
 	after := sampleProc(t, pid)
+	t.Logf("guest CPU quiet (3 s): %s", takeCensus().top(quietCensus, 6))
 	quietCPU := after.cpuSince(quiet)
 	quietPasses := len(passLines(d.logSince(quietAt)))
 
@@ -775,4 +787,88 @@ func (l *nsListeners) check() {
 	if l.err != nil {
 		l.t.Fatal(l.err)
 	}
+}
+
+// guestCensus is every process's CPU ticks in the guest and the guest's
+// /proc/stat split, at one moment: what eats the guest's one CPU.
+type guestCensus struct {
+	at    time.Time
+	procs map[int]procTicks
+	split [8]int64 // user nice system idle iowait irq softirq steal
+}
+
+type procTicks struct {
+	comm        string
+	ticks, user int64 // utime+stime, utime
+}
+
+func takeCensus() guestCensus {
+	g := guestCensus{at: time.Now(), procs: map[int]procTicks{}}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		lp, rp := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if lp < 0 || rp < lp {
+			continue
+		}
+		f := strings.Fields(s[rp+1:])
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		g.procs[pid] = procTicks{s[lp+1 : rp], ut + st, ut}
+	}
+	all, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(all), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		if i < len(g.split) {
+			g.split[i], _ = strconv.ParseInt(f, 10, 64)
+		}
+	}
+	return g
+}
+
+// top names the processes that used most CPU since prev, as shares of
+// the wall time (a process's CPU time is exact, but under emulation the
+// guest's tick counts in /proc/stat miss ticks when the host is busy),
+// and the guest's user/system/softirq/idle split of its ticks.
+func (g guestCensus) top(prev guestCensus, n int) string {
+	var total int64
+	for i := range g.split {
+		total += g.split[i] - prev.split[i]
+	}
+	total = max(total, 1)
+	pct := func(t int64) float64 { return 100 * float64(t) / float64(total) }
+	wall := max(float64(g.at.Sub(prev.at))/float64(time.Second)*clkTck, 1)
+	wallPct := func(t int64) float64 { return 100 * float64(t) / wall }
+	type use struct {
+		pid         int
+		comm        string
+		ticks, user int64
+	}
+	var uses []use
+	for pid, p := range g.procs {
+		d := p.ticks - prev.procs[pid].ticks // a new process: all of it
+		if d > 0 {
+			uses = append(uses, use{pid, p.comm, d, p.user - prev.procs[pid].user})
+		}
+	}
+	slices.SortFunc(uses, func(a, b use) int { return cmp.Compare(b.ticks, a.ticks) })
+	d := func(i int) int64 { return g.split[i] - prev.split[i] }
+	var b strings.Builder
+	fmt.Fprintf(&b, "ticks: user %.0f%% system %.0f%% irq %.0f%% softirq %.0f%% idle %.0f%%; of the wall time:",
+		pct(d(0)+d(1)), pct(d(2)), pct(d(5)), pct(d(6)), pct(d(3)+d(4)))
+	for _, u := range uses[:min(n, len(uses))] {
+		fmt.Fprintf(&b, " %s[%d] %.0f%% (user %.0f%%)", u.comm, u.pid, wallPct(u.ticks), wallPct(u.user))
+	}
+	return b.String()
 }
