@@ -1,10 +1,22 @@
 //go:build lab && flapstorm
 
-// Unfinished (issue 17, health flap storm): this test never passed on the
-// overloaded host it was written on (the guest was 100% busy before the
-// storm began), so it is kept out of `make test` by the flapstorm tag
-// until it has passed on a quiet host and been shown to fail when a
-// change is lost. Run it with a lab built with -tags 'lab flapstorm'.
+// Issue 17's health flap storm, still out of `make test` by the flapstorm
+// tag (run it with a lab built with -tags 'lab flapstorm'). It flaps 200
+// backends, not the issue's 1,000: one emulated CPU cannot probe 1,000
+// twice a second (see flapPer). At 200 it is not yet reliable on a shared
+// 2-core host (1 pass in 4 runs): in the storm the director starts a pass
+// as soon as the last one ends while health changes keep coming (1,741
+// passes of 2.3 changes in 20 s in one run), and so takes whatever CPU
+// the guest has left: 76% of a core against 24% calm in that run, over
+// the bound of calm + 50%; 85% against 35% (half a point under it) in
+// the run that passed. With the guest saturated, probes also fall behind
+// their slots: in another run the last verdict came 1.08 s after the
+// freeze (interval + timeout: 0.9 s) and the kernel had the final health
+// 12 ms past its bound. A build that let one kick a second through (and
+// lost changes, which this test caught) used 47% of a core in the storm.
+// Bounding the rate of passes in the director (deferring kicks, never
+// dropping them) would bound that cost; then this test can join
+// `make test` by dropping the tag.
 
 package integration
 
@@ -30,14 +42,22 @@ import (
 // test opens and closes so that each one's health flips every second.
 const (
 	flapServices = 4 // two on_failure=weight0, two on_failure=remove
-	// Backends per service. The issue asks for 1,000 backends; 100 are
-	// what an emulated guest on a shared 2-core host could probe twice a
-	// second when this test was written: each TCP probe is four packets
-	// through two veths and a bridge, and under TCG, with the host's
-	// cores shared by several guests, 2,000 probes a second saturated the
-	// guest before the director's passes were even tested (about 300 a
-	// second got done). Raise it where the guest is faster.
-	flapPer      = 25
+	// Backends per service. The issue asks for 1,000 backends; the lab's
+	// guest, one emulated CPU (TCG), cannot probe them twice a second. A
+	// TCP probe is four packets (two for a closed port) through two veths,
+	// a bridge and the director's conntrack, handled in the director's
+	// system calls: with health still, the director used 0.4-0.85 ms of
+	// the guest's CPU a probe (33-57% of it for 300-500 backends, 600-1,000
+	// probes a second; the figure varies with the host's load), so 1,000
+	// backends would need about a whole CPU before the storm. Measured on
+	// a shared 2-core host (other guests running): 500 passed at the edge
+	// (25.2% of flips seen, the bound being 25%; the guest 95% busy before
+	// the storm); 400 passed twice, but when every flip got through (99%)
+	// the storm cost the director 42% of a core above calm, 8 points short
+	// of that bound; 300 passed once and failed once with a busy loop on
+	// the host (probes 1.3 s behind their slots, the final health in the
+	// kernel in 3.1 s of a 2.3 s bound). At 200, see the file's header.
+	flapPer      = 50
 	flapBackends = flapServices * flapPer
 	flapPortBase = 20000 // backend ports flapPortBase.. on real server 1
 	flapVIPPort  = 8001  // service ports flapVIPPort..
@@ -68,8 +88,8 @@ func flapWeight(i int) int { return 1 + i%5 }
 // pattern, about 60% up, spread over all four services.
 func flapFinal(i int) bool { return (i*7)%10 >= 4 }
 
-// TestChaosHealthFlapStorm flaps 100 TCP-checked backends (four NAT
-// services of 25, on 100 ports of one real server) every second for
+// TestChaosHealthFlapStorm flaps 200 TCP-checked backends (four NAT
+// services of 50, on 200 ports of one real server) every second for
 // 20 s against the real director, while a client polls a fifth, steady
 // service. It shows that
 //   - passes stay coalesced: each carries many health transitions (the
