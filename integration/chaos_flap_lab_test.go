@@ -1,20 +1,39 @@
 //go:build lab && flapstorm
 
-// Unfinished (issue 17, health flap storm): this test never passed on the
-// overloaded host it was written on (the guest was 100% busy before the
-// storm began), so it is kept out of `make test` by the flapstorm tag
-// until it has passed on a quiet host and been shown to fail when a
-// change is lost. Run it with a lab built with -tags 'lab flapstorm'.
+// Issue 17's health flap storm, still out of `make test` by the flapstorm
+// tag (run it with a lab built with -tags 'lab flapstorm'). It flaps 200
+// backends, not the issue's 1,000: one emulated CPU cannot probe 1,000
+// twice a second (see flapPer). At 200 it is not yet reliable on a shared
+// 2-core host (1 pass in 4 runs): in the storm the director starts a pass
+// as soon as the last one ends while health changes keep coming (1,741
+// passes of 2.3 changes in 20 s in one run), and so takes whatever CPU
+// the guest has left: 76% of a core against 24% calm in that run, over
+// the bound of calm + 50%; 85% against 35% (half a point under it) in
+// the run that passed. With the guest saturated, probes also fall behind
+// their slots: in another run the last verdict came 1.08 s after the
+// freeze (interval + timeout: 0.9 s) and the kernel had the final health
+// 12 ms past its bound. Each health change batch also has the director
+// decide its VIPs again and apply the decision even when unchanged (a
+// netlink socket and an address dump per announcer). Measured in single
+// runs: 100 ms between passes alone left the storm's cost about as it
+// was (72% of a core against 26% calm), skipping an unchanged decision
+// alone too (69% against 25%, with more passes), each presumably taking
+// the CPU the other freed; both together brought it to 43% against 27%,
+// the guest 56% busy, 196 passes of 20 changes. Those two director changes (passes deferred,
+// never dropped: the test's bounds would then add the gap) are the next
+// step; then this test can join `make test` by dropping the tag.
 
 package integration
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,19 +47,29 @@ import (
 // test opens and closes so that each one's health flips every second.
 const (
 	flapServices = 4 // two on_failure=weight0, two on_failure=remove
-	// Backends per service. The issue asks for 1,000 backends; 100 are
-	// what an emulated guest on a shared 2-core host could probe twice a
-	// second when this test was written: each TCP probe is four packets
-	// through two veths and a bridge, and under TCG, with the host's
-	// cores shared by several guests, 2,000 probes a second saturated the
-	// guest before the director's passes were even tested (about 300 a
-	// second got done). Raise it where the guest is faster.
-	flapPer      = 25
+	// Backends per service. The issue asks for 1,000 backends; the lab's
+	// guest, one emulated CPU (TCG), cannot probe them twice a second. A
+	// TCP probe is four packets (two for a closed port) through two veths,
+	// a bridge and the director's conntrack, handled in the director's
+	// system calls: with health still, the director used 0.4-0.85 ms of
+	// the guest's CPU a probe (33-57% of it for 300-500 backends, 600-1,000
+	// probes a second; the figure varies with the host's load), so 1,000
+	// backends would need about a whole CPU before the storm. Measured on
+	// a shared 2-core host (other guests running): 500 passed at the edge
+	// (25.2% of flips seen, the bound being 25%; the guest 95% busy before
+	// the storm); 400 passed twice, but when every flip got through (99%)
+	// the storm cost the director 42% of a core above calm, 8 points short
+	// of that bound; 300 passed once and failed once with a busy loop on
+	// the host (probes 1.3 s behind their slots, the final health in the
+	// kernel in 3.1 s of a 2.3 s bound). At 200, see the file's header.
+	flapPer      = 50
 	flapBackends = flapServices * flapPer
 	flapPortBase = 20000 // backend ports flapPortBase.. on real server 1
 	flapVIPPort  = 8001  // service ports flapVIPPort..
 	flapPeriod   = time.Second
-	flapStorm    = 20 * time.Second
+	// flapPollEvery is how often the client asks the steady service.
+	flapPollEvery = 500 * time.Millisecond
+	flapStorm     = 20 * time.Second
 	// The check: rise = fall = 1, so every flip the director sees is a
 	// transition; two probes per flip period, so it sees every flip even
 	// when a probe is late (with one, a late probe skipping its slot
@@ -64,8 +93,8 @@ func flapWeight(i int) int { return 1 + i%5 }
 // pattern, about 60% up, spread over all four services.
 func flapFinal(i int) bool { return (i*7)%10 >= 4 }
 
-// TestChaosHealthFlapStorm flaps 100 TCP-checked backends (four NAT
-// services of 25, on 100 ports of one real server) every second for
+// TestChaosHealthFlapStorm flaps 200 TCP-checked backends (four NAT
+// services of 50, on 200 ports of one real server) every second for
 // 20 s against the real director, while a client polls a fifth, steady
 // service. It shows that
 //   - passes stay coalesced: each carries many health transitions (the
@@ -83,6 +112,10 @@ func TestChaosHealthFlapStorm(t *testing.T) {
 	rs := c.rsAddrs[0]
 	ln := newNSListeners(t, c.rs[0].NS, rs, flapPortBase, flapBackends)
 	ln.setAll(func(int) bool { return true })
+	idle0 := takeCensus()
+	time.Sleep(3 * time.Second) // a measuring window: the guest without a director
+	idle1 := takeCensus()
+	t.Logf("guest CPU without a director (3 s): %s", idle1.top(idle0, 6))
 
 	web := "TCP " + vip + ":80"
 	var b strings.Builder
@@ -148,13 +181,24 @@ func TestChaosHealthFlapStorm(t *testing.T) {
 		d.alive()
 		return sameTable(allUp, kernelNow())
 	})
-	poll := c.startPoll()
+	// The steady service's client polls every flapPollEvery, not every
+	// 50 ms as elsewhere: under emulation each request (a new connection
+	// through IPVS to a Go HTTP server) costs the guest milliseconds of
+	// CPU. At 50 ms the client and the servers it asks used about twice
+	// the director's CPU (probing 100 backends), and the guest was 80%
+	// busy before the storm; at 250 ms, 21%. 500 ms leaves the storm
+	// more of it.
+	poll := c.client.Start("ready", bin(t, "labhost"), "poll", "--url", "http://"+vip+"/",
+		"--interval", flapPollEvery.String(), "--duration", "5m", "--timeout", "5s")
 
 	// Calm: the same checks with health still, the baseline the storm is
 	// compared with (ratios within one guest run, not absolute figures).
 	calm := sampleProc(t, pid)
+	calmCensus := takeCensus()
 	time.Sleep(3 * time.Second) // a measuring window, not a synchronisation
 	stormStart := sampleProc(t, pid)
+	stormCensus := takeCensus()
+	t.Logf("guest CPU calm (3 s): %s", stormCensus.top(calmCensus, 6))
 	calmCPU := stormStart.cpuSince(calm)
 	logAt := d.logSize()
 
@@ -164,6 +208,7 @@ func TestChaosHealthFlapStorm(t *testing.T) {
 	frozen := ln.setAll(flapFinal)
 	stormEnd := sampleProc(t, pid)
 	stormCPU := stormEnd.cpuSince(stormStart)
+	t.Logf("guest CPU storm (%s): %s", durMS(stormEnd.at.Sub(stormStart.at)), takeCensus().top(stormCensus, 6))
 
 	stormLog := d.logSince(logAt)[:frozenAt-logAt]
 	transitions := strings.Count(stormLog, `msg="backend health changed"`)
@@ -229,9 +274,11 @@ func TestChaosHealthFlapStorm(t *testing.T) {
 	// Still: health no longer changes, so no pass should run and the
 	// director should be back to its calm cost.
 	quiet := sampleProc(t, pid)
+	quietCensus := takeCensus()
 	quietAt := d.logSize()
 	time.Sleep(3 * time.Second) // a measuring window, not a synchronisation
 	after := sampleProc(t, pid)
+	t.Logf("guest CPU quiet (3 s): %s", takeCensus().top(quietCensus, 6))
 	quietCPU := after.cpuSince(quiet)
 	quietPasses := len(passLines(d.logSince(quietAt)))
 
@@ -623,9 +670,19 @@ func newNSListeners(t *testing.T, ns, addr string, base, n int) *nsListeners {
 	}
 	started := make(chan error, 1)
 	go func() {
-		// Never unlocked: the thread ends with the goroutine rather than
-		// serve others in the wrong namespace.
+		// The thread goes back to the test's namespace before it is
+		// unlocked. Never left in the other one: if it is the process's
+		// main thread (Go may run any goroutine there, and never ends
+		// that thread), /proc/PID/ns/net would name the real server's
+		// namespace, and the lab's cleanup, which SIGKILLs every PID
+		// `ip netns pids` lists there, would kill the test.
 		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			started <- err
+			return
+		}
+		defer home.Close()
 		f, err := os.Open(filepath.Join("/var/run/netns", ns))
 		if err == nil {
 			err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
@@ -633,11 +690,14 @@ func newNSListeners(t *testing.T, ns, addr string, base, n int) *nsListeners {
 		}
 		started <- err
 		if err != nil {
-			return
+			return // still home: setns failed
 		}
 		for job := range l.jobs {
 			job()
 		}
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		} // else the locked thread ends with the goroutine (or, the main thread, stays wedged)
 	}()
 	if err := <-started; err != nil {
 		t.Fatalf("enter namespace %s: %v", ns, err)
@@ -735,7 +795,10 @@ func (l *nsListeners) storm(d, period time.Duration) int {
 		n := len(l.fds)
 		step := period / time.Duration(n)
 		start := time.Now()
-		tick := time.NewTicker(5 * time.Millisecond)
+		// Every 20 ms, not every 5: each wake of this locked thread
+		// costs the emulated guest, and a flip 20 ms late is still
+		// within the same half of the period.
+		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			// Flip k is of listener k%n, due at start + k*step. (Not the
@@ -762,4 +825,88 @@ func (l *nsListeners) check() {
 	if l.err != nil {
 		l.t.Fatal(l.err)
 	}
+}
+
+// guestCensus is every process's CPU ticks in the guest and the guest's
+// /proc/stat split, at one moment: what eats the guest's one CPU.
+type guestCensus struct {
+	at    time.Time
+	procs map[int]procTicks
+	split [8]int64 // user nice system idle iowait irq softirq steal
+}
+
+type procTicks struct {
+	comm        string
+	ticks, user int64 // utime+stime, utime
+}
+
+func takeCensus() guestCensus {
+	g := guestCensus{at: time.Now(), procs: map[int]procTicks{}}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		lp, rp := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if lp < 0 || rp < lp {
+			continue
+		}
+		f := strings.Fields(s[rp+1:])
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		g.procs[pid] = procTicks{s[lp+1 : rp], ut + st, ut}
+	}
+	all, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(all), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		if i < len(g.split) {
+			g.split[i], _ = strconv.ParseInt(f, 10, 64)
+		}
+	}
+	return g
+}
+
+// top names the processes that used most CPU since prev, as shares of
+// the wall time (a process's CPU time is exact, but under emulation the
+// guest's tick counts in /proc/stat miss ticks when the host is busy),
+// and the guest's user/system/softirq/idle split of its ticks.
+func (g guestCensus) top(prev guestCensus, n int) string {
+	var total int64
+	for i := range g.split {
+		total += g.split[i] - prev.split[i]
+	}
+	total = max(total, 1)
+	pct := func(t int64) float64 { return 100 * float64(t) / float64(total) }
+	wall := max(float64(g.at.Sub(prev.at))/float64(time.Second)*clkTck, 1)
+	wallPct := func(t int64) float64 { return 100 * float64(t) / wall }
+	type use struct {
+		pid         int
+		comm        string
+		ticks, user int64
+	}
+	var uses []use
+	for pid, p := range g.procs {
+		d := p.ticks - prev.procs[pid].ticks // a new process: all of it
+		if d > 0 {
+			uses = append(uses, use{pid, p.comm, d, p.user - prev.procs[pid].user})
+		}
+	}
+	slices.SortFunc(uses, func(a, b use) int { return cmp.Compare(b.ticks, a.ticks) })
+	d := func(i int) int64 { return g.split[i] - prev.split[i] }
+	var b strings.Builder
+	fmt.Fprintf(&b, "ticks: user %.0f%% system %.0f%% irq %.0f%% softirq %.0f%% idle %.0f%%; of the wall time:",
+		pct(d(0)+d(1)), pct(d(2)), pct(d(5)), pct(d(6)), pct(d(3)+d(4)))
+	for _, u := range uses[:min(n, len(uses))] {
+		fmt.Fprintf(&b, " %s[%d] %.0f%% (user %.0f%%)", u.comm, u.pid, wallPct(u.ticks), wallPct(u.user))
+	}
+	return b.String()
 }
