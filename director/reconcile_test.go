@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -412,6 +413,7 @@ func TestRunResyncAndKick(t *testing.T) {
 		f.expect("first pass", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1)}})
 
 		r.SetConfig(topo(webService(backend(be1, 1), backend(be2, 2))))
+		time.Sleep(DefaultPassGap) // right after a pass, a kick waits out the gap
 		synctest.Wait()
 		want := ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 2)}}
 		f.expect("after kick", want)
@@ -661,4 +663,54 @@ func TestReloadAddsUncheckedBackendAtItsWeight(t *testing.T) {
 	if m, n := f.writes(); n != 1 {
 		t.Errorf("writes %v, want one add", m)
 	}
+}
+
+// TestRunPassGap: kicks every 10 ms for a second (a health storm) run at
+// most one pass per DefaultPassGap, none lost: the last change is in the
+// kernel one gap after it; after a quiet spell a kick runs a pass at once.
+func TestRunPassGap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t)
+		var passes atomic.Int64
+		r := NewReconciler(Options{Kernel: f.fake, StateFile: f.state, Beat: func() { passes.Add(1) }},
+			topo(webService(backend(be1, 1))))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		synctest.Wait()
+		if got := passes.Load(); got != 1 {
+			t.Fatalf("%d passes at start, want 1", got)
+		}
+
+		const storm = time.Second
+		for range storm / (10 * time.Millisecond) {
+			r.Kick()
+			time.Sleep(10 * time.Millisecond)
+			synctest.Wait()
+		}
+		stormPasses := passes.Load() - 1
+		if max := int64(storm/DefaultPassGap) + 1; stormPasses > max || stormPasses < max-2 {
+			t.Errorf("%d passes in a %v storm of kicks, want %d or a little fewer (one per %v)", stormPasses, storm, max, DefaultPassGap)
+		}
+
+		// The storm's last change, right after a pass: applied one gap later.
+		r.SetConfig(topo(webService(backend(be1, 1), backend(be2, 2))))
+		time.Sleep(DefaultPassGap)
+		synctest.Wait()
+		f.expect("the last change", ipvs.Entry{Service: webSvc, Destinations: []ipvs.Destination{dst(be1, 1), dst(be2, 2)}})
+
+		// Quiet, then one kick: a pass at once, no gap to wait out.
+		time.Sleep(time.Second)
+		synctest.Wait()
+		before := passes.Load()
+		r.Kick()
+		synctest.Wait()
+		if got := passes.Load() - before; got != 1 {
+			t.Errorf("%d passes right after a kick that followed a quiet second, want 1", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
 }

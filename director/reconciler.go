@@ -22,6 +22,15 @@ var (
 // its connections reach 0 soon after they do.
 const DefaultDrainPoll = time.Second
 
+// DefaultPassGap is the least time from the start of one pass of Run to
+// the start of the next that a kick asked for. Without it a health storm
+// (hundreds of verdicts a second) ran one pass after another, each with
+// the few changes made during the previous one, and took whatever CPU was
+// left; with it, passes come at most ten a second and each carries every
+// change made meanwhile. A kick is never lost, only deferred, and the
+// first kick after a quiet spell still starts a pass at once.
+const DefaultPassGap = 100 * time.Millisecond
+
 // Options are the Reconciler's dependencies.
 type Options struct {
 	Kernel ipvs.IPVS
@@ -32,6 +41,7 @@ type Options struct {
 	// When both are empty, nothing is persisted.
 	StateFile string
 	DrainPoll time.Duration // 0 = DefaultDrainPoll
+	PassGap   time.Duration // 0 = DefaultPassGap; negative = none
 	// AfterBulkPass, if set, runs after a pass that applied more than a
 	// few dozen changes (a cold start, a large reload).
 	AfterBulkPass func()
@@ -70,6 +80,7 @@ type Reconciler struct {
 	now       func() time.Time
 	stateFile string
 	drainPoll time.Duration
+	passGap   time.Duration
 	afterBulk func()
 	onDrain   func()
 	beat      func()
@@ -114,6 +125,7 @@ func NewReconciler(opts Options, topo *config.Topology) *Reconciler {
 		now:       opts.Now,
 		stateFile: opts.StateFile,
 		drainPoll: opts.DrainPoll,
+		passGap:   opts.PassGap,
 		afterBulk: opts.AfterBulkPass,
 		onDrain:   opts.OnDrain,
 		beat:      opts.Beat,
@@ -133,6 +145,9 @@ func NewReconciler(opts Options, topo *config.Topology) *Reconciler {
 	}
 	if r.now == nil {
 		r.now = time.Now
+	}
+	if r.passGap == 0 {
+		r.passGap = DefaultPassGap
 	}
 	if r.drainPoll <= 0 {
 		r.drainPoll = DefaultDrainPoll
@@ -172,6 +187,7 @@ func (r *Reconciler) Config() *config.Topology {
 // logged and retried on the next one.
 func (r *Reconciler) Run(ctx context.Context) error {
 	for {
+		start := time.Now()
 		if err := r.Sync(ctx); err != nil && ctx.Err() == nil {
 			r.log.Warn("reconcile pass failed; retrying on the next pass", "err", err)
 		}
@@ -181,6 +197,16 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		due := time.Now().Add(r.resyncInterval())
 		if err := r.waitPass(ctx, due); err != nil {
 			return nil
+		}
+		// Kicks that come meanwhile wait with this one (r.kick holds one).
+		if gap := time.Until(start.Add(r.passGap)); gap > 0 {
+			t := time.NewTimer(gap)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
 		}
 	}
 }
