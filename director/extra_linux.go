@@ -38,6 +38,7 @@ func (rt *Runtime) extraFor(iface string) PrefixAnnouncer {
 func (rt *Runtime) claimExtra(topo *config.Topology) {
 	rt.holdMu.Lock()
 	defer rt.holdMu.Unlock()
+	rt.heldOK = false // claimed addresses may have to go: apply in full
 	for iface, ps := range byInterface(FailoverAddresses(topo)) {
 		rt.extraFor(iface).ClaimPrefixes(ps)
 	}

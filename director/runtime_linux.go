@@ -65,6 +65,11 @@ type Runtime struct {
 	track    chan struct{}              // health or topology changed: decide again
 	sysctls  []SysctlChange
 	holdMu   sync.Mutex // one Set of the addresses at a time
+	// held is the decision last applied without error (heldOK); guarded
+	// by holdMu. A health change that leaves it as it is costs no
+	// netlink round trips (holdChanged).
+	held   Decision
+	heldOK bool
 
 	mu   sync.Mutex
 	topo *config.Topology
@@ -385,9 +390,29 @@ func (rt *Runtime) hold(ctx context.Context) Decision {
 // apply is hold, with what failed: the VIPs (and with [bgp] their
 // routes), or the failover addresses.
 func (rt *Runtime) apply(ctx context.Context) (Decision, error) {
+	return rt.applyIf(ctx, false)
+}
+
+// holdChanged is hold after a health change: it applies the decision
+// only when it differs from the last one applied without error. Health
+// changes come once per probe batch, hundreds a second in a flap storm,
+// and applying an unchanged decision still costs a netlink socket and a
+// dump of the interface's addresses per announcer; under emulation that
+// was a large part of the director's CPU in the storm. The other callers
+// (reload, link up, VRRP state) still apply in full, re-adding what was
+// removed behind the director's back.
+func (rt *Runtime) holdChanged(ctx context.Context) Decision {
+	d, _ := rt.applyIf(ctx, true)
+	return d
+}
+
+func (rt *Runtime) applyIf(ctx context.Context, changedOnly bool) (Decision, error) {
 	rt.holdMu.Lock()
 	defer rt.holdMu.Unlock()
 	d := Announce(rt.situation())
+	if changedOnly && rt.heldOK && reflect.DeepEqual(d, rt.held) {
+		return d, nil
+	}
 	var err error
 	if rt.bgp != nil {
 		err = rt.bgp.SetRoutes(ctx, d.Hold, d.Routes)
@@ -401,6 +426,7 @@ func (rt *Runtime) apply(ctx context.Context) (Decision, error) {
 		rt.Log.Error("could not set the failover addresses; retrying on the next change", "err", xerr)
 		err = errors.Join(err, xerr)
 	}
+	rt.held, rt.heldOK = d, err == nil
 	return d, err
 }
 
@@ -408,15 +434,27 @@ func (rt *Runtime) apply(ctx context.Context) (Decision, error) {
 // the addresses to hold, and (with VRRP) fault while no service has a
 // healthy backend, so a director that cannot reach its real servers hands
 // the VIPs to a peer that may.
+//
+// A change that leaves the decision as it is applies nothing (holdChanged);
+// every resync interval the decision is applied in full all the same, so
+// an address removed behind the director's back comes back then.
 func (rt *Runtime) runAnnounce(ctx context.Context) error {
 	fault := false
+	full := time.Now().Add(resyncOf(rt.current()))
 	for {
+		t := time.NewTimer(time.Until(full))
+		var d Decision
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-rt.track:
+			t.Stop()
+			d = rt.holdChanged(ctx)
+		case <-t.C:
+			d = rt.hold(ctx)
+			full = time.Now().Add(resyncOf(rt.current()))
 		}
-		d := rt.hold(ctx)
 		if rt.vrrp == nil || d.Fault == fault {
 			continue
 		}
@@ -669,4 +707,12 @@ func kick(c chan struct{}) {
 	case c <- struct{}{}:
 	default:
 	}
+}
+
+// resyncOf is topo's resync interval, or the default.
+func resyncOf(topo *config.Topology) time.Duration {
+	if topo != nil && topo.Director.ResyncInterval > 0 {
+		return topo.Director.ResyncInterval
+	}
+	return config.DefaultResyncInterval
 }

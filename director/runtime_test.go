@@ -190,7 +190,8 @@ func TestRuntime(t *testing.T) {
 
 // TestRuntimeLinkFlap: the director's interface goes down and up. The
 // kernel keeps IPv4 addresses over that but removes the IPv6 ones; the
-// director puts its IPv6 VIP back when the link returns.
+// director puts its IPv6 VIP back when the link returns. Then a VIP
+// removed behind its back comes back within a resync interval.
 func TestRuntimeLinkFlap(t *testing.T) {
 	ns := fmt.Sprintf("golvs-flap-%d", os.Getpid())
 	ip := func(args ...string) string {
@@ -213,7 +214,7 @@ func TestRuntimeLinkFlap(t *testing.T) {
 	path := filepath.Join(dir, "topology.toml")
 	writeAtomic(t, path, fmt.Sprintf(`[director]
 interface = "vip0"
-resync_interval = "1h"
+resync_interval = "1s"
 control_socket = %q
 state_file = %q
 
@@ -289,4 +290,9 @@ port = 8080
 	if !strings.Contains(logs.String(), `msg="link state changed" interface=vip0 up=true`) {
 		t.Errorf("link change not logged:\n%s", logs.String())
 	}
+
+	// No health change comes (no checks): only the periodic full apply
+	// can put it back.
+	ip("addr", "del", "192.0.2.10/32", "dev", "vip0")
+	eventuallyNil("the IPv4 VIP back after ip addr del behind the director's back", held)
 }
