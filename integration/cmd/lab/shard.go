@@ -53,6 +53,7 @@ var testWeights = map[string]time.Duration{
 	"TestBGPDirectorDrainSelf":    37 * time.Second,
 	"TestMHOrderDirectors":        35 * time.Second,
 	"TestChaosStateDir":           45 * time.Second,
+	"TestChaosHealthFlapStorm":    45 * time.Second,
 	"TestRealserverRestartAdopts": 15 * time.Second,
 	// Added since, guessed from their like.
 	"TestBGPIPv6": 30 * time.Second,
