@@ -271,6 +271,9 @@ type Proc struct {
 // Output returns what the process has written so far (stdout and stderr).
 func (p *Proc) Output() string { return p.out.String() }
 
+// Done is closed when the process has ended.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
 // Exited reports whether the process has ended, and its error.
 func (p *Proc) Exited() (bool, error) {
 	select {
