@@ -240,26 +240,7 @@ port = 8080
 	if err != nil {
 		t.Fatal(err)
 	}
-	procSys := t.TempDir()
-	logs := &syncBuffer{}
-	ready := make(chan struct{})
-	d := &Runtime{
-		Log:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Path: path, Kernel: ipvsfake.New(), ProcSys: procSys,
-		NetnsPath: "/var/run/netns/" + ns, Ready: func() { close(ready) },
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, topo, make(chan os.Signal)) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("daemon did not start: %v\n%s", err, logs.String())
-	}
+	logs := runInNetns(t, path, topo, ipvsfake.New(), ns)
 	held := func() error {
 		out := ip("-o", "addr", "show", "dev", "vip0")
 		for _, a := range []string{" 192.0.2.10/32 ", " 2001:db8::10/128 "} {
@@ -295,4 +276,31 @@ port = 8080
 	// can put it back.
 	ip("addr", "del", "192.0.2.10/32", "dev", "vip0")
 	eventuallyNil("the IPv4 VIP back after ip addr del behind the director's back", held)
+}
+
+// runInNetns runs the director on path (already loaded as topo) against
+// kernel, its VIP interface in the namespace ns, until the test ends; it
+// returns once the director is ready, with its log.
+func runInNetns(t *testing.T, path string, topo *config.Topology, kernel ipvs.IPVS, ns string) *syncBuffer {
+	t.Helper()
+	logs := &syncBuffer{}
+	ready := make(chan struct{})
+	d := &Runtime{
+		Log:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Path: path, Kernel: kernel, ProcSys: t.TempDir(),
+		NetnsPath: "/var/run/netns/" + ns, Ready: func() { close(ready) },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, topo, make(chan os.Signal)) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("daemon did not start: %v\n%s", err, logs.String())
+	}
+	return logs
 }

@@ -3,7 +3,6 @@ package director
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -195,25 +194,7 @@ func TestRuntimeHealthStorm(t *testing.T) {
 		return n
 	}
 
-	logs := &syncBuffer{}
-	ready := make(chan struct{})
-	d := &Runtime{
-		Log:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Path: path, Kernel: fake, ProcSys: t.TempDir(),
-		NetnsPath: "/var/run/netns/" + ns, Ready: func() { close(ready) },
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, topo, make(chan os.Signal)) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("daemon did not start: %v\n%s", err, logs.String())
-	}
+	logs := runInNetns(t, path, topo, fake, ns)
 	waitFor := func(what string, limit time.Duration, up func(int) bool) time.Duration {
 		t.Helper()
 		start := time.Now()
