@@ -249,8 +249,13 @@ func (r *Reconciler) waitPass(ctx context.Context, due time.Time) error {
 func (r *Reconciler) resyncInterval() time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.topo != nil && r.topo.Director.ResyncInterval > 0 {
-		return r.topo.Director.ResyncInterval
+	return resyncOf(r.topo)
+}
+
+// resyncOf is topo's resync interval, or the default.
+func resyncOf(topo *config.Topology) time.Duration {
+	if topo != nil && topo.Director.ResyncInterval > 0 {
+		return topo.Director.ResyncInterval
 	}
 	return config.DefaultResyncInterval
 }

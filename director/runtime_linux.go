@@ -495,11 +495,7 @@ func (rt *Runtime) runSyncDaemons(ctx context.Context) error {
 				ran = false
 			}
 		}
-		interval := topo.Director.ResyncInterval
-		if interval <= 0 {
-			interval = config.DefaultResyncInterval
-		}
-		t := time.NewTimer(interval)
+		t := time.NewTimer(resyncOf(topo))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -707,12 +703,4 @@ func kick(c chan struct{}) {
 	case c <- struct{}{}:
 	default:
 	}
-}
-
-// resyncOf is topo's resync interval, or the default.
-func resyncOf(topo *config.Topology) time.Duration {
-	if topo != nil && topo.Director.ResyncInterval > 0 {
-		return topo.Director.ResyncInterval
-	}
-	return config.DefaultResyncInterval
 }
