@@ -3,6 +3,7 @@ package vrrp
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -105,9 +106,10 @@ func TestJoiningBackupHeedsQueuedAdverts(t *testing.T) {
 	})
 }
 
-// TestMasterAnswerIsRateLimited (issue 18.8): 100 lower-priority adverts in
-// one second make a master send at most two adverts per interval and one
-// gratuitous round per hold-off, not one advert and five rounds each.
+// TestMasterAnswerIsRateLimited (issue 18.8): 300 lower-priority adverts
+// in three seconds make a master send at most two adverts per interval and
+// one gratuitous round per hold-off (one interval), not one advert and five
+// rounds each; and the flood's last advert still has a round after it.
 func TestMasterAnswerIsRateLimited(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tr := startTestRunner(t, nil, nil, nil)
@@ -119,21 +121,27 @@ func TestMasterAnswerIsRateLimited(t *testing.T) {
 		tr.ann.take()
 		start := time.Now()
 		in := 0
-		for range 100 {
+		var last time.Duration // the last advert in, as the announcer counts
+		for range 300 {
+			last = time.Since(tr.ann.start)
 			tr.deliver(advertFrom(t, peer, 51, 50))
 			in++
 			time.Sleep(10 * time.Millisecond)
 		}
-		elapsed := time.Since(start) // 1 s
-		sent, rounds := tr.conn.takeSent(), tr.ann.take()
+		elapsed := time.Since(start) // 3 s
+		sent := tr.conn.takeSent()
+		time.Sleep(2 * time.Second) // any deferred round
+		rounds := tr.ann.take()
 		// Periodic adverts plus answers: at most 2 per interval begun.
 		maxAdverts := 2 * int(elapsed/time.Second+1)
 		t.Logf("%d adverts in over %v: %d adverts and %d gratuitous rounds out", in, elapsed, len(sent), len(rounds))
 		if len(sent) > maxAdverts || len(sent) == 0 {
 			t.Errorf("%d adverts out for %d in, want 1..%d", len(sent), in, maxAdverts)
 		}
-		if len(rounds) != 1 {
-			t.Errorf("%d gratuitous rounds out for %d in, want 1", len(rounds), in)
+		if maxRounds := int(elapsed/time.Second) + 1; len(rounds) > maxRounds || len(rounds) == 0 {
+			t.Errorf("%d gratuitous rounds out for %d in, want 1..%d", len(rounds), in, maxRounds)
+		} else if end := rounds[len(rounds)-1]; end <= last {
+			t.Errorf("last gratuitous round at %v, before the last advert in at %v", end, last)
 		}
 		if tr.r.Status().State != Master {
 			t.Error("master lost its state to lower-priority adverts")
@@ -267,6 +275,37 @@ func TestGoodbyeTakeoverNotGraced(t *testing.T) {
 		}
 		if limit := bye + 100*time.Millisecond + time.Second; at > limit {
 			t.Errorf("took over %v after the goodbye, want as soon as the stall (1 s, from within 100ms) ends: by %v", at-bye, limit-bye)
+		}
+	})
+}
+
+// TestSlowTakeoverAdvertisesAgain: a takeover whose addresses take 800 ms
+// to add (a loaded host) advertises at once and again right after its
+// gratuitous ARP, not a whole interval later, so a stronger master that
+// is still alive answers after that ARP and wins the clients back.
+func TestSlowTakeoverAdvertisesAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const slow = 800 * time.Millisecond
+		tr := startTestRunner(t, nil, func(h *hookLog) Hooks {
+			hs := h.hooks()
+			onMaster := hs.OnMaster
+			hs.OnMaster = func(ctx context.Context) error {
+				time.Sleep(slow)
+				return onMaster(ctx)
+			}
+			return hs
+		}, nil)
+		time.Sleep(down100 + slow + 100*time.Millisecond)
+		rounds, sent := tr.ann.take(), tr.conn.takeSent()
+		if len(rounds) == 0 || rounds[0] != down100+slow {
+			t.Fatalf("gratuitous rounds at %v, want the first at %v", rounds, down100+slow)
+		}
+		var at []time.Duration
+		for _, s := range sent {
+			at = append(at, s.at)
+		}
+		if want := []time.Duration{down100, down100 + slow}; !slices.Equal(at, want) {
+			t.Errorf("adverts at %v, want %v: at the takeover and right after its announcement", at, want)
 		}
 	})
 }

@@ -112,8 +112,12 @@ type BecomeBackup struct{}
 
 // SendGratuitous re-announces the VIPs without other changes: a master that
 // hears a lower-priority master re-asserts itself on the segment. Rounds is
-// how many rounds to send; 0 means the caller's configured count.
-type SendGratuitous struct{ Rounds int }
+// how many rounds to send; 0 means the caller's configured count. After > 0
+// defers it (rate limit); the caller sends it then if still master.
+type SendGratuitous struct {
+	Rounds int
+	After  time.Duration
+}
 
 // Reassert: the caller puts the addresses back and announces them as on
 // becoming master, with no change of state. A link that went down took
@@ -165,7 +169,7 @@ type MachineConfig struct {
 	PreemptDelay time.Duration
 	// ReannounceHoldoff is the least time between two gratuitous
 	// re-announcements a master makes on hearing lower-priority adverts;
-	// default max(2*AdvertInterval, 2s). See Machine.answer.
+	// default max(AdvertInterval, 100ms). See Machine.answer.
 	ReannounceHoldoff time.Duration
 }
 
@@ -179,7 +183,7 @@ func (c MachineConfig) withDefaults() MachineConfig {
 	}
 	c.MaxMasterInterval = max(c.MaxMasterInterval, c.MinMasterInterval)
 	if c.ReannounceHoldoff <= 0 {
-		c.ReannounceHoldoff = max(2*c.AdvertInterval, 2*time.Second)
+		c.ReannounceHoldoff = max(c.AdvertInterval, 100*time.Millisecond)
 	}
 	return c
 }
@@ -200,7 +204,7 @@ type Machine struct {
 	graced     bool      // the armed timer is a grace after a late expiry
 	goodbye    bool      // the master left (priority 0) since the timer was armed
 	lastAdvert time.Time // our last advert with a non-zero priority
-	lastGarp   time.Time // our last re-announcement (SendGratuitous)
+	garpAt     time.Time // our last re-announcement, or the deferred one due
 	deaf       bool      // the advert interface is down
 	preemptAt  time.Time // no preempting before this (PreemptDelay)
 }
@@ -364,14 +368,30 @@ func (m *Machine) learn(cs uint16) time.Duration {
 // and one gratuitous round at most once per ReannounceHoldoff. The sender
 // still hears us within half an interval, which is all a real split brain
 // needs.
+//
+// A round the hold-off catches is deferred, never dropped: the weaker
+// master announces after its first advert (see toMaster), so only a round
+// after its later advert is sure to land after its own, and dropping that
+// one left a client on the weaker router's MAC once it had yielded (seen
+// in the lab on a loaded host). Adverts that come while a round is due are
+// answered by that round.
 func (m *Machine) answer(now time.Time, garp bool) []Action {
 	var acts []Action
 	if m.lastAdvert.IsZero() || now.Sub(m.lastAdvert) >= m.cfg.AdvertInterval/2 {
 		acts = append(acts, m.advertise(now), StartAdvertTimer{D: m.cfg.AdvertInterval})
 	}
-	if garp && (m.lastGarp.IsZero() || now.Sub(m.lastGarp) >= m.cfg.ReannounceHoldoff) {
-		m.lastGarp = now
+	if !garp {
+		return acts
+	}
+	switch next := m.garpAt.Add(m.cfg.ReannounceHoldoff); {
+	case m.garpAt.After(now):
+		// A deferred round is due; it follows this advert.
+	case m.garpAt.IsZero() || !next.After(now):
+		m.garpAt = now
 		acts = append(acts, SendGratuitous{Rounds: 1})
+	default:
+		m.garpAt = next
+		acts = append(acts, SendGratuitous{Rounds: 1, After: next.Sub(now)})
 	}
 	return acts
 }
@@ -463,10 +483,16 @@ func (m *Machine) toBackup(now time.Time, reason string, interval time.Duration,
 	return m.enter(Backup, now, reason, m.startDown(now, m.masterDown()), BecomeBackup{})
 }
 
+// toMaster advertises before taking the addresses (RFC 9568 6.4.2), so
+// the others hear of us at once, and again after announcing them: adding
+// the addresses can take a loaded host most of a second, and if a stronger
+// master is alive its answer to the second advert is sure to come after
+// our gratuitous ARP and win the clients back. Its answer to the first
+// alone may come before our ARP, leaving them on our MAC after we yield.
 func (m *Machine) toMaster(now time.Time, reason string) []Action {
 	m.master = m.cfg.Local
 	return m.enter(Master, now, reason,
-		m.advertise(now), BecomeMaster{}, StartAdvertTimer{D: m.cfg.AdvertInterval})
+		m.advertise(now), BecomeMaster{}, m.advertise(now), StartAdvertTimer{D: m.cfg.AdvertInterval})
 }
 
 func (m *Machine) enter(s State, now time.Time, reason string, acts ...Action) []Action {

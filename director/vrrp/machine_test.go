@@ -53,7 +53,7 @@ func baseCfg() MachineConfig {
 
 var (
 	startup  = step{Startup{}, []Action{StartMasterDownTimer{down100}, BecomeBackup{}, NotifyState{State: Backup}}, Backup}
-	takeover = step{MasterDownTimerFired{}, []Action{SendAdvert{100}, BecomeMaster{}, StartAdvertTimer{time.Second}, NotifyState{State: Master}}, Master}
+	takeover = step{MasterDownTimerFired{}, []Action{SendAdvert{100}, BecomeMaster{}, SendAdvert{100}, StartAdvertTimer{time.Second}, NotifyState{State: Master}}, Master}
 )
 
 func TestMachine(t *testing.T) {
@@ -151,10 +151,9 @@ func TestMachine(t *testing.T) {
 			startup, takeover,
 			{AdvertReceived{From: upper, Priority: 99, MaxAdvertInterval: 100},
 				[]Action{SendAdvert{100}, StartAdvertTimer{time.Second}, SendGratuitous{Rounds: 1}}, Master},
-			// One second later: the advert again, the re-announcement
-			// not before ReannounceHoldoff (2 s).
+			// One second later (one ReannounceHoldoff): both again.
 			{AdvertReceived{From: lower, Priority: 100, MaxAdvertInterval: 100},
-				[]Action{SendAdvert{100}, StartAdvertTimer{time.Second}}, Master},
+				[]Action{SendAdvert{100}, StartAdvertTimer{time.Second}, SendGratuitous{Rounds: 1}}, Master},
 			{AdvertReceived{From: lower, Priority: 100, MaxAdvertInterval: 100},
 				[]Action{SendAdvert{100}, StartAdvertTimer{time.Second}, SendGratuitous{Rounds: 1}}, Master},
 		}},
@@ -247,6 +246,37 @@ func TestMachine(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { runSteps(t, tc.cfg, tc.steps) })
+	}
+}
+
+// TestMachineReannounceDeferred: a master's gratuitous answers to weaker
+// adverts are at most one per ReannounceHoldoff, and one caught by the
+// hold-off is deferred, not dropped: the last advert of a contest always
+// has a round after it.
+func TestMachineReannounceDeferred(t *testing.T) {
+	m := runSteps(t, baseCfg(), []step{startup, takeover})
+	t0 := time.Unix(2000, 0)
+	m.Step(AdvertTimerFired{}, t0.Add(-time.Second))
+	weaker := AdvertReceived{From: lower, Priority: 50, MaxAdvertInterval: 100}
+	advert := []Action{SendAdvert{100}, StartAdvertTimer{time.Second}}
+	for _, s := range []struct {
+		at   time.Duration
+		want []Action
+	}{
+		{0, append(advert, SendGratuitous{Rounds: 1})},
+		{100 * time.Millisecond, []Action{SendGratuitous{Rounds: 1, After: 900 * time.Millisecond}}},
+		{300 * time.Millisecond, nil}, // answered by the round due at 1 s
+		{1200 * time.Millisecond, append(advert, SendGratuitous{Rounds: 1, After: 800 * time.Millisecond})},
+		{1500 * time.Millisecond, nil},
+		{3 * time.Second, append(advert, SendGratuitous{Rounds: 1})},
+	} {
+		got := m.Step(weaker, t0.Add(s.at))
+		if diff := cmp.Diff(s.want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("advert at %v: actions (-want +got):\n%s", s.at, diff)
+		}
+	}
+	if m.State() != Master {
+		t.Errorf("state %v, want master", m.State())
 	}
 }
 

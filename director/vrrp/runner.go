@@ -385,13 +385,14 @@ func (r *Runner) serve(ctx context.Context, e env) error {
 			Priority: f.Priority, AdvertInterval: f.AdvertInterval, Preempt: f.Preempt,
 			Local: e.local, FaultDecrement: r.cfg.FaultDecrement,
 			MaxMasterInterval: r.cfg.MaxMasterInterval, PreemptDelay: r.cfg.PreemptDelay,
-			ReannounceHoldoff: max(r.cfg.GratuitousDelay, 2*f.AdvertInterval),
 		}),
 		timer: time.NewTimer(time.Hour),
 		garp:  time.NewTimer(time.Hour),
+		reann: time.NewTimer(time.Hour),
 	}
 	l.timer.Stop()
 	l.garp.Stop()
+	l.reann.Stop()
 	log.Info("vrrp starting", "priority", f.Priority, "advert_interval", f.AdvertInterval, "multicast", e.multicast, "auth", e.auth != nil,
 		"preempt_delay", r.cfg.PreemptDelay)
 	l.step(ctx, Startup{})
@@ -426,6 +427,10 @@ func (r *Runner) serve(ctx context.Context, e env) error {
 		case <-l.garp.C:
 			if l.m.State() == Master {
 				l.announce(0)
+			}
+		case <-l.reann.C:
+			if l.m.State() == Master {
+				l.announce(l.reannRounds)
 			}
 		case ev := <-r.ctl:
 			l.step(ctx, ev)
@@ -532,9 +537,11 @@ type loop struct {
 	rx            <-chan received
 	timer         *time.Timer
 	timerIsAdvert bool
-	armed         uint64    // counts timer (re)arms and stops
-	downDeadline  time.Time // when the master down timer is due
-	garp          *time.Timer
+	armed         uint64      // counts timer (re)arms and stops
+	downDeadline  time.Time   // when the master down timer is due
+	garp          *time.Timer // the second announcement after becoming master
+	reann         *time.Timer // a deferred SendGratuitous
+	reannRounds   int
 }
 
 // drainAdverts steps every advert already received before the master down
@@ -629,6 +636,12 @@ func (l *loop) do(ctx context.Context, from State, a Action) {
 			l.log.Error("vrrp: OnBackup hook failed", "err", err)
 		}
 	case SendGratuitous:
+		if a.After > 0 {
+			// Not stopped on leaving Master: the machine counts on it.
+			l.reann.Reset(a.After)
+			l.reannRounds = a.Rounds
+			return
+		}
 		l.announce(a.Rounds)
 	case NotifyState:
 		l.log.Info("vrrp state change", "from", from, "to", a.State, "reason", a.Reason)

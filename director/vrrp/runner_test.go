@@ -224,12 +224,14 @@ func TestRunnerTimeline(t *testing.T) {
 			t.Errorf("takeover (-want +got):\n%s", diff)
 		}
 		sent := conn.takeSent()
-		// Sent from 8.609375 s to 15 s: 7 adverts, one per second.
-		if len(sent) != 7 {
-			t.Fatalf("%d adverts sent, want 7", len(sent))
+		// Sent from 8.609375 s to 15 s: 7 adverts, one per second, and
+		// one more after the takeover's gratuitous ARP (toMaster).
+		if len(sent) != 8 {
+			t.Fatalf("%d adverts sent, want 8", len(sent))
 		}
 		for i, s := range sent {
-			if want := takeover + time.Duration(i)*time.Second; s.at != want {
+			want := takeover + time.Duration(max(i-1, 0))*time.Second
+			if s.at != want {
 				t.Errorf("advert %d at %v, want %v", i, s.at, want)
 			}
 			if s.adv.Priority != 100 || s.adv.VRID != 51 || s.src != me || s.dst != GroupV4 || s.adv.MaxAdvertInterval != 100 {
