@@ -136,8 +136,8 @@ func wireEvents(t *testing.T, dump string) []wireEvent {
 
 // TestForgedAdvertsBounded (issue 18.8), without auth: (1) a flood of 100
 // lower-priority adverts in one second makes the master send at most two
-// adverts per advert interval and one gratuitous round, where it sent one
-// advert and a five-round burst for each; (2) one forged advert at a higher
+// adverts and one gratuitous round per advert interval (its re-announce
+// hold-off), where it sent one advert and a five-round burst for each; (2) one forged advert at a higher
 // priority claiming a 40.95 s interval makes the master yield (nothing
 // tells it apart without auth) but the learned interval is capped at four
 // times ours, so the master takes the VIP back after 3*4s + skew = 12.875 s,
@@ -179,14 +179,19 @@ func TestForgedAdvertsBounded(t *testing.T) {
 			garps++
 		}
 	}
+	// The advert interval is 1 s, and so is the hold-off between rounds; a
+	// round for one VIP is two frames (request and reply). A round the
+	// hold-off catches is deferred, not dropped, so a flood longer than an
+	// interval is answered once per interval while it lasts.
 	window := to.Sub(from)
-	maxAdverts := 2 * int(window/time.Second+1)
-	t.Logf("flood: %d forged adverts in over %v; out: %d adverts, %d gratuitous ARP frames (limits %d, 2)", in, window, adverts, garps, maxAdverts)
+	intervals := int(window/time.Second) + 1
+	maxAdverts, maxGarps := 2*intervals, 2*intervals
+	t.Logf("flood: %d forged adverts in over %v; out: %d adverts, %d gratuitous ARP frames (limits %d, %d)", in, window, adverts, garps, maxAdverts, maxGarps)
 	if in < 90 {
 		t.Fatalf("witness saw %d of 100 forged adverts", in)
 	}
-	if adverts == 0 || adverts > maxAdverts || garps > 2 {
-		t.Errorf("out: %d adverts (want 1..%d), %d gratuitous ARP frames (want <= 2: one round for one VIP)", adverts, maxAdverts, garps)
+	if adverts == 0 || adverts > maxAdverts || garps < 2 || garps > maxGarps {
+		t.Errorf("out: %d adverts (want 1..%d), %d gratuitous ARP frames (want 2..%d: one round per interval for one VIP)", adverts, maxAdverts, garps, maxGarps)
 	}
 
 	// (2) The poisoned interval.
