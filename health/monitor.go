@@ -527,7 +527,16 @@ func (m *Monitor) record(done []result) {
 			m.version.Add(1)
 		}
 		if changed {
-			logs = append(logs, transition{r.key, before, after})
+			tr := transition{r.key, before, after}
+			logs = append(logs, tr)
+			// Noted under the lock that publishes the state: a status
+			// page that reads the state and then the transitions (as
+			// the page does) never shows a backend down without the
+			// transition that took it there. Noted after the unlock, a
+			// busy host let a page in between.
+			if tr.event() {
+				m.noteTransition(tr, now)
+			}
 		}
 	}
 	m.mu.Unlock()
@@ -546,20 +555,22 @@ func (m *Monitor) logTransition(tr transition) {
 	k, before, after := tr.key, tr.before, tr.after
 	if before.Up != after.Up || before.Checked != after.Checked {
 		level := slog.LevelInfo
-		if !before.Checked && after.Reason == ReasonNoCheck {
-			// Not a health event: a backend without a check is up from the
-			// start, and 20,000 such lines cost a large start real time.
+		if !tr.event() {
 			level = slog.LevelDebug
-		} else {
-			m.noteTransition(tr, time.Now())
 		}
 		m.log.Log(context.Background(), level, "backend health changed", "service", k.service, "backend", k.backend,
 			"from", upDown(before), "to", upDown(after), "reason", after.Reason)
 		return
 	}
-	m.noteTransition(tr, time.Now())
 	m.log.Info("backend agent report changed", "service", k.service, "backend", k.backend,
 		"drain", after.Drain, "weight_percent", after.WeightPercent, "reason", after.Reason)
+}
+
+// event tells a health event from a backend without a check coming up
+// at start: that is logged at debug and kept off the status page, as
+// 20,000 such lines cost a large start real time.
+func (tr transition) event() bool {
+	return tr.before.Checked || tr.after.Reason != ReasonNoCheck
 }
 
 func upDown(s Status) string {
