@@ -15,48 +15,47 @@ import (
 // host CPU: under emulation each guest keeps one core busy, and the suite run
 // in one guest took longer than CI allows.
 
-// testWeights are durations seen for the suite's longer tests in one
-// guest (CI, 2026-12-02); a test not listed counts as defaultWeight. They
-// only balance the shards: a wrong figure makes one shard end later, never
-// a test fail.
+// testWeights are durations seen for the suite's longer tests in a
+// clean-clone CI run on a quiet 2-core host, two guests side by side
+// (2026-12-03: shards 12m42s and 15m11s under the earlier figures); a
+// test not listed counts as defaultWeight. They only balance the shards:
+// a wrong figure makes one shard end later, never a test fail.
 var testWeights = map[string]time.Duration{
-	"TestConnSyncKeepalived":     135 * time.Second,
-	"TestChaosKill9MidApply":     95 * time.Second,
-	"TestConnSyncMixed":          160 * time.Second,
-	"TestConnSyncGolvs":          60 * time.Second,
-	"TestFailoverKeepalived":     35 * time.Second,
-	"TestFailoverSIGTERM":        26 * time.Second,
-	"TestFailoverKill9Preempt":   25 * time.Second,
-	"TestFailoverAuth":           24 * time.Second,
-	"TestSmokeIPVS":              24 * time.Second,
-	"TestBGPECMP":                23 * time.Second,
-	"TestBGPHoldTimer":           22 * time.Second,
-	"TestHealthRemoveDrainDR":    22 * time.Second,
-	"TestBGPBFD":                 20 * time.Second,
-	"TestDirectorRestartAdopts":  18 * time.Second,
-	"TestFailover":               17 * time.Second,
-	"TestHealthAgentDrainDR":     17 * time.Second,
-	"TestFailoverTrackDecrement": 17 * time.Second,
-	"TestRealserverAgent":        15 * time.Second,
-	// Not in that run's output: a loaded run's figures, scaled to it.
-	"TestBGPConnectionsSurvive":  35 * time.Second,
-	"TestNATPairFailoverAddress": 70 * time.Second,
-	"TestMHOrderCanonical":       22 * time.Second,
-	"TestImportKeepalived":       20 * time.Second,
-	"TestBGPDirector":            17 * time.Second,
-	"TestHealthQuorumSorryDR":    17 * time.Second,
-	"TestBenchSmoke":             15 * time.Second,
-	// Added since: a two-shard run's figures over 1.8, its slowdown.
-	"TestRollingKeepalivedIPv6":   67 * time.Second,
-	"TestRollingKeepalived":       50 * time.Second,
-	"TestChaosLinkFlap":           95 * time.Second,
-	"TestBGPDirectorDrainSelf":    37 * time.Second,
-	"TestMHOrderDirectors":        35 * time.Second,
-	"TestChaosStateDir":           45 * time.Second,
-	"TestChaosHealthFlapStorm":    45 * time.Second,
-	"TestRealserverRestartAdopts": 15 * time.Second,
-	// Added since, guessed from their like.
-	"TestBGPIPv6": 30 * time.Second,
+	"TestConnSyncMixed":           134 * time.Second,
+	"TestConnSyncKeepalived":      107 * time.Second,
+	"TestChaosHealthFlapStorm":    95 * time.Second,
+	"TestChaosLinkFlap":           81 * time.Second,
+	"TestRollingKeepalivedIPv6":   63 * time.Second,
+	"TestNATPairFailoverAddress":  63 * time.Second,
+	"TestBGPConnectionsSurvive":   56 * time.Second,
+	"TestConnSyncGolvs":           54 * time.Second,
+	"TestRollingKeepalived":       46 * time.Second,
+	"TestBGPDirector":             41 * time.Second,
+	"TestFailoverKeepalived":      40 * time.Second,
+	"TestBGPDirectorDrainSelf":    36 * time.Second,
+	"TestMHOrderDirectors":        33 * time.Second,
+	"TestFailoverKill9Preempt":    30 * time.Second,
+	"TestSmokeIPVS":               30 * time.Second,
+	"TestChaosKill9MidApply":      29 * time.Second,
+	"TestFailoverAuth":            29 * time.Second,
+	"TestFailoverTrackDecrement":  26 * time.Second,
+	"TestFailoverSIGTERM":         26 * time.Second,
+	"TestHealthRemoveDrainDR":     25 * time.Second,
+	"TestHealthAgentDrainDR":      23 * time.Second,
+	"TestHealthQuorumSorryDR":     20 * time.Second,
+	"TestBGPECMP":                 19 * time.Second,
+	"TestFailover":                18 * time.Second,
+	"TestImportKeepalived":        16 * time.Second,
+	"TestBGPHoldTimer":            15 * time.Second,
+	"TestChaosStateDir":           14 * time.Second,
+	"TestChaosTableWiped":         14 * time.Second,
+	"TestBGPBFD":                  13 * time.Second,
+	"TestDirectorDrain":           13 * time.Second,
+	"TestRealserverRestartAdopts": 13 * time.Second,
+	"TestMHOrderCanonical":        13 * time.Second,
+	"TestBGPIPv6":                 12 * time.Second,
+	"TestChaosReloadStorm":        12 * time.Second,
+	"TestDirectorTUN":             12 * time.Second,
 }
 
 const defaultWeight = 10 * time.Second
@@ -74,7 +73,7 @@ const (
 var jobWeights = map[string]time.Duration{
 	jobSystemd: 190 * time.Second, // its boot and its tests
 	jobTunMode: 5 * time.Second,
-	jobBrowser: 120 * time.Second, // its own boot, Chromium, the test
+	jobBrowser: 70 * time.Second, // its own boot, Chromium, the tests (41 s)
 }
 
 func weight(name string) time.Duration {
