@@ -558,12 +558,10 @@ func TestHealthAgentDrainDR(t *testing.T) {
 		t.Fatal(err)
 	}
 	zero2 := w.first(termed, 20*eventuallyScale, leaving+" weight 0 after the agent's SIGTERM", destWeight(leaving, 0))
-	seen := mon.output()
+	gone, left := deletion(mon.output(), vip+"/32")
 	t.Logf("sigterm: weight 0 seen %s after SIGTERM (drain grace %s)", durMS(zero2.Sub(termed)), grace)
-	for _, l := range strings.Split(seen, "\n") {
-		if strings.HasPrefix(l, "Deleted") && strings.Contains(l, " "+vip+"/32 ") {
-			t.Errorf("the VIP left lo before weight 0 was seen (%s after SIGTERM): %s", durMS(zero2.Sub(termed)), l)
-		}
+	if left {
+		t.Errorf("the VIP left lo before weight 0 was seen (%s after SIGTERM): %s", durMS(zero2.Sub(termed)), gone)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -234,10 +234,17 @@ func (m *addrMonitor) mark() string {
 // deletion of mark.
 func (m *addrMonitor) heard(mark string) (string, bool) {
 	out := m.output()[m.seen:]
+	_, ok := deletion(out, mark)
+	return out, ok
+}
+
+// deletion is the line of `ip monitor address` output that reports
+// addr (ADDRESS/PREFIX) deleted, if one does.
+func deletion(out, addr string) (string, bool) {
 	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "Deleted") && strings.Contains(l, " "+mark+" ") {
-			return out, true
+		if strings.HasPrefix(l, "Deleted") && strings.Contains(l, " "+addr+" ") {
+			return l, true
 		}
 	}
-	return out, false
+	return "", false
 }
