@@ -137,11 +137,12 @@ func wireEvents(t *testing.T, dump string) []wireEvent {
 // TestForgedAdvertsBounded (issue 18.8), without auth: (1) a flood of 100
 // lower-priority adverts in one second makes the master send at most two
 // adverts and one gratuitous round per advert interval (its re-announce
-// hold-off), where it sent one advert and a five-round burst for each; (2) one forged advert at a higher
-// priority claiming a 40.95 s interval makes the master yield (nothing
-// tells it apart without auth) but the learned interval is capped at four
-// times ours, so the master takes the VIP back after 3*4s + skew = 12.875 s,
-// not after 3*40.95s + skew = 131.8 s. tcpdump on the master's link is the
+// hold-off), where it sent one advert and a five-round burst for each;
+// (2) one forged advert at a higher priority claiming a 40.95 s interval
+// makes the master yield (nothing tells it apart without auth) but the
+// learned interval is capped at four times ours, so the master takes the
+// VIP back after 3*4s + skew = 12.875 s, not after 3*40.95s + skew =
+// 131.8 s. tcpdump on the master's link is the
 // witness for (1); the daemon's transition stamps for (2).
 func TestForgedAdvertsBounded(t *testing.T) {
 	t.Parallel()
