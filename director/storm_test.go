@@ -17,9 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The scale of the health flap storm, which the lab's one
-// emulated CPU cannot probe (integration TestChaosHealthFlapStorm runs
-// 200 backends against the real kernel): 1,000 TCP-checked backends,
+// The scale of the health flap storm at host speed (integration
+// TestChaosHealthFlapStorm runs it against the real kernel in an
+// emulated guest): 1,000 TCP-checked backends,
 // real listeners on loopback flipped every second, real probes, the
 // whole Runtime, and the fake kernel in place of IPVS. It shows the
 // pipeline's logic at that scale: passes coalesced, no change lost,

@@ -1,15 +1,15 @@
 //go:build lab
 
-// Issue 17's health flap storm. It flaps 200 backends, not the issue's
-// 1,000: one emulated CPU cannot probe 1,000 twice a second (see
-// flapPer). Before the director left at least DefaultPassGap between
-// passes and stopped re-applying an unchanged address decision on every
-// health change, it started a pass as soon as the last one ended (1,741
-// passes of 2.3 changes in 20 s in one run) and took whatever CPU the
-// guest had left (76% of a core against 24% calm); with both, a run had
-// 196 passes of 20 changes at 43% against 27%. The issue's 1,000
-// backends are shown at host speed, with the fake kernel, by the
-// director package's TestRuntimeHealthStorm.
+// Issue 17's health flap storm at the issue's 1,000 backends. It runs in
+// a guest of two CPUs of its own (integration/cmd/lab: wideTests): in a
+// one-CPU guest beside another on a host loaded with two busy loops per
+// core, probing 1,000 backends took 70-90% of the guest before the storm
+// began, and 2 of 4 runs ended seconds past their bounds. Before the
+// director left at least DefaultPassGap between passes and stopped
+// re-applying an unchanged address decision on every health change, it
+// started a pass as soon as the last one ended (1,741 passes of 2.3
+// changes in 20 s in one run at 200 backends) and took whatever CPU the
+// guest had left; with both, a run had 196 passes of 20 changes.
 
 package integration
 
@@ -33,43 +33,34 @@ import (
 )
 
 // The health flap storm: many TCP-checked backends whose listeners the
-// test opens and closes so that each one's health flips every second.
+// test opens and closes so that each one's health may change every second.
 const (
 	flapServices = 4 // two on_failure=weight0, two on_failure=remove
-	// Backends per service. The issue asks for 1,000 backends; the lab's
-	// guest, one emulated CPU (TCG), cannot probe them twice a second. A
-	// TCP probe is four packets (two for a closed port) through two veths,
-	// a bridge and the director's conntrack, handled in the director's
-	// system calls: with health still, the director used 0.4-0.85 ms of
-	// the guest's CPU a probe (33-57% of it for 300-500 backends, 600-1,000
-	// probes a second; the figure varies with the host's load), so 1,000
-	// backends would need about a whole CPU before the storm. Measured on
-	// a shared 2-core host (other guests running): 500 passed at the edge
-	// (25.2% of flips seen, the bound being 25%; the guest 95% busy before
-	// the storm); 400 passed twice, but when every flip got through (99%)
-	// the storm cost the director 42% of a core above calm, 8 points short
-	// of that bound; 300 passed once and failed once with a busy loop on
-	// the host (probes 1.3 s behind their slots, the final health in the
-	// kernel in 3.1 s of a 2.3 s bound). At 200, see the file's header.
-	// The issue's 1,000 with fewer probes (each backend's health drawn
-	// afresh every second, checked every 2 s or 4 s) passed 2 of 4 runs
-	// with two busy loops per host CPU and a second guest: in the other
-	// two the guest was 72-89% busy before the storm and probes fell
-	// 2.5 s behind (final health in 7.3 s of 6.2 s, 8.4 s of 7.8 s).
-	flapPer      = 50
+	// Backends per service: the issue's 1,000 in all. A TCP probe is four
+	// packets (two for a closed port) through two veths, a bridge and the
+	// director's system calls; under emulation one costs the guest about
+	// half a millisecond of CPU (more when the host is busy), so 1,000
+	// backends are probed every 2 s, not every 500 ms (see flapInterval).
+	// Figures at fewer backends, one CPU: 200 at 500 ms passed both runs
+	// with two busy loops per host core; 300 at 500 ms failed one run in
+	// two with one loop per core.
+	flapPer      = 250
 	flapBackends = flapServices * flapPer
 	flapPortBase = 20000 // backend ports flapPortBase.. on real server 1
 	flapVIPPort  = 8001  // service ports flapVIPPort..
-	flapPeriod   = time.Second
+	// flapPeriod is how often each backend's health is drawn afresh.
+	flapPeriod = time.Second
 	// flapPollEvery is how often the client asks the steady service.
 	flapPollEvery = 500 * time.Millisecond
 	flapStorm     = 20 * time.Second
-	// The check: rise = fall = 1, so every flip the director sees is a
-	// transition; two probes per flip period, so it sees every flip even
-	// when a probe is late (with one, a late probe skipping its slot
-	// would see every other state only: the same one).
-	flapInterval = 500 * time.Millisecond
-	stormTimeout = 400 * time.Millisecond
+	// The check: rise = fall = 1, so every change a probe sees is a
+	// transition. A probe every two flap periods: each backend's health
+	// is drawn afresh every period, not toggled (a strict toggle would
+	// look still to a probe every other period), so half the probes see a
+	// change. The timeout is for a starved guest: a handshake with a
+	// port on the real server completes or is refused at once.
+	flapInterval = 2 * time.Second
+	stormTimeout = time.Second
 	flapRiseFall = 1
 	// The periodic full pass is out of reach of the test: every pass it
 	// sees is one a health change asked for, so a lost change stays lost.
@@ -87,8 +78,8 @@ func flapWeight(i int) int { return 1 + i%5 }
 // pattern, about 60% up, spread over all four services.
 func flapFinal(i int) bool { return (i*7)%10 >= 4 }
 
-// TestChaosHealthFlapStorm flaps 200 TCP-checked backends (four NAT
-// services of 50, on 200 ports of one real server) every second for
+// TestChaosHealthFlapStorm flaps 1,000 TCP-checked backends (four NAT
+// services of 250, on 1,000 ports of one real server) every second for
 // 20 s against the real director, while a client polls a fifth, steady
 // service. It shows that
 //   - passes stay coalesced: each carries many health transitions (the
@@ -220,13 +211,29 @@ func TestChaosHealthFlapStorm(t *testing.T) {
 		100*calmCPU, 100*stormCPU, 100*stormStart.guestBusy(calm), 100*stormEnd.guestBusy(stormStart))
 	t.Logf("storm: %d flips in %s, %d health transitions, %d passes (%.1f transitions a pass) writing %d changes to the kernel, longest pass %s",
 		flips, durMS(stormEnd.at.Sub(stormStart.at)), transitions, len(passes), float64(transitions)/float64(max(1, len(passes))), writes, durMS(longest))
+	// How many probes the director made, by the kernel's count, against
+	// its schedule: a starved guest makes it skip slots it is more than
+	// an interval late for.
+	stormTook := stormEnd.at.Sub(stormStart.at)
+	probes := stormEnd.opens - stormStart.opens
+	rate := float64(probes) / stormTook.Seconds()
+	scheduled := float64(flapBackends) * stormTook.Seconds() / flapInterval.Seconds()
+	t.Logf("probes in the storm (the director namespace's Tcp ActiveOpens): %d, %.0f a second, %.0f%% of the %.0f its checks scheduled",
+		probes, rate, 100*float64(probes)/scheduled, scheduled)
 
 	// No change lost: the kernel reaches the final health, seen in the
 	// director namespace's /proc/PID/net/ip_vs (read in-process: under
 	// emulation an ipvsadm run takes longer than the bound's resolution).
 	// The last verdict's pass may wait out the gap between passes first.
+	// Detection, as in every health lab test, is interval x fall +
+	// timeout with detectSlack on top for a late probe in an emulated
+	// guest on a shared host. Each backend's next probe comes within an
+	// interval, or within the time the director took to probe all 1,000
+	// at the rate it kept up in the storm, if that is longer: a starved
+	// guest is not the director's doing, a change it loses is.
 	gap := director.DefaultPassGap
-	bound := flapInterval*flapRiseFall + stormTimeout + gap + 2*longest
+	sweep := max(flapInterval, time.Duration(float64(flapBackends)/max(rate, 1)*float64(time.Second)))
+	bound := sweep*flapRiseFall + stormTimeout + detectSlack + gap + 2*longest
 	var converged time.Time
 	var last error
 	for deadline := frozen.Add(max(30*time.Second, 2*bound)); ; {
@@ -261,8 +268,8 @@ func TestChaosHealthFlapStorm(t *testing.T) {
 	if follow > gap+2*longest+200*time.Millisecond {
 		t.Errorf("the kernel took %s after the last health change to reach the final health, want at most the pass gap and two passes (%s)", durMS(follow), durMS(gap+2*longest))
 	}
-	t.Logf("final health (%d of %d up) in the kernel %s after it was set (bound %s = interval %s x %d + timeout %s + pass gap %s + 2 x longest pass %s)",
-		countUp(flapFinal), flapBackends, durMS(took), durMS(bound), flapInterval, flapRiseFall, stormTimeout, durMS(gap), durMS(longest))
+	t.Logf("final health (%d of %d up) in the kernel %s after it was set (bound %s = max(interval %s, %d backends at %.0f probes a second) x %d + timeout %s + slack %s + pass gap %s + 2 x longest pass %s)",
+		countUp(flapFinal), flapBackends, durMS(took), durMS(bound), flapInterval, flapBackends, rate, flapRiseFall, stormTimeout, detectSlack, durMS(gap), durMS(longest))
 	if took > bound {
 		t.Errorf("the kernel reached the final health %s after it was set, want at most %s", durMS(took), durMS(bound))
 	}
@@ -282,20 +289,22 @@ func TestChaosHealthFlapStorm(t *testing.T) {
 		100*quietCPU, 100*after.guestBusy(quiet), quietPasses)
 	t.Logf("director memory: VmHWM %d kB before the storm, %d kB after it (VmRSS %d kB)", stormStart.hwmKB, after.hwmKB, after.rssKB)
 
-	// The storm must have reached the director. Not every flip is seen:
-	// a probe landing within its lateness of a flip may see the same
-	// state twice, and under load the monitor skips slots it is late for
-	// rather than burst; a quarter is still five transitions per backend.
-	if transitions < flips/4 {
-		t.Errorf("only %d health transitions for %d flips: the storm did not reach the director", transitions, flips)
+	// The storm must have reached the director: every backend probed in
+	// it, and each probe sees a health drawn afresh since the one before
+	// it, so about half the probes are transitions (a quarter allows for
+	// probes in flight across a draw).
+	if probes < flapBackends || int64(transitions) < probes/4 {
+		t.Errorf("%d health transitions for %d probes in the storm (%d flips): the storm did not reach the director", transitions, probes, flips)
 	}
 	// Bounded: the storm adds transitions, one log line each, and passes,
 	// each one table read plus only the changes; coalesced, they cost at
-	// most half a core above the same checks with health still (measured
-	// in this run, as emulation speed varies). Once health is still, the
-	// director is back to that cost: nothing queued behind the storm.
-	if stormCPU > calmCPU+0.5 {
-		t.Errorf("the director used %.0f%% of a core in the storm, %.0f%% with health still: more than half a core above", 100*stormCPU, 100*calmCPU)
+	// most half the guest's CPUs above the same checks with health still
+	// (measured in this run, as emulation speed varies). Passes that did
+	// not coalesce took all the guest had left: at 200 backends in a
+	// one-CPU guest, 76% of it against 24% calm. Once health is still,
+	// the director is back to that cost: nothing queued behind the storm.
+	if half := float64(runtime.NumCPU()) / 2; stormCPU > calmCPU+half {
+		t.Errorf("the director used %.0f%% of a core in the storm, %.0f%% with health still: more than half the guest's %d CPUs above", 100*stormCPU, 100*calmCPU, runtime.NumCPU())
 	}
 	if quietCPU > 2*calmCPU+0.1 {
 		t.Errorf("the director used %.0f%% of a core once health was still again, against %.0f%% before the storm: work queued behind it", 100*quietCPU, 100*calmCPU)
@@ -565,6 +574,10 @@ type procSample struct {
 	// The whole guest's busy and total CPU ticks (/proc/stat), to tell a
 	// busy director from a busy guest.
 	busy, total int64
+	// opens is Tcp ActiveOpens in the process's network namespace: the
+	// kernel's count of connects, which in the director's are its TCP
+	// probes.
+	opens int64
 }
 
 func sampleProc(t *testing.T, pid int) procSample {
@@ -618,7 +631,35 @@ func sampleProc(t *testing.T, pid int) procSample {
 			s.busy += n
 		}
 	}
+	snmp, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/snmp", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.opens, err = snmpValue(string(snmp), "Tcp", "ActiveOpens"); err != nil {
+		t.Fatalf("/proc/%d/net/snmp: %v", pid, err)
+	}
 	return s
+}
+
+// snmpValue reads one counter from /proc/net/snmp, where each protocol
+// has a line of names followed by a line of values.
+func snmpValue(snmp, proto, name string) (int64, error) {
+	var names []string
+	for _, l := range strings.Split(snmp, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || f[0] != proto+":" {
+			continue
+		}
+		if names == nil {
+			names = f[1:]
+			continue
+		}
+		if i := slices.Index(names, name); i >= 0 && i+1 < len(f) {
+			return strconv.ParseInt(f[i+1], 10, 64)
+		}
+		break
+	}
+	return 0, fmt.Errorf("no %s %s", proto, name)
 }
 
 // guestBusy is the share of the guest's CPU time in use between two
@@ -782,8 +823,9 @@ func (l *nsListeners) setAll(up func(int) bool) time.Time {
 	return at
 }
 
-// storm flips every listener once a period, staggered evenly over the
-// period, for d; it returns how many flips it made.
+// storm draws every listener's state afresh once a period (up or down
+// with even odds, from a fixed sequence), staggered evenly over the
+// period, for d; it returns how many draws changed a state.
 func (l *nsListeners) storm(d, period time.Duration) int {
 	l.t.Helper()
 	flips := 0
@@ -792,17 +834,21 @@ func (l *nsListeners) storm(d, period time.Duration) int {
 		step := period / time.Duration(n)
 		start := time.Now()
 		// Every 20 ms, not every 5: each wake of this locked thread
-		// costs the emulated guest, and a flip 20 ms late is still
-		// within the same half of the period.
+		// costs the emulated guest, and a draw 20 ms late is still
+		// within its period.
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
-		for {
-			// Flip k is of listener k%n, due at start + k*step. (Not the
+		for k := 0; ; {
+			// Draw k is of listener k%n, due at start + k*step. (Not the
 			// tick's time: a late receiver gets the time it was due.)
 			elapsed := time.Since(start)
-			for due := int(min(elapsed, d) / step); flips <= due; flips++ {
-				i := flips % n
-				l.set(i, !l.up[i])
+			for due := int(min(elapsed, d) / step); k <= due; k++ {
+				i := k % n
+				up := drawUp(uint64(k))
+				if up != l.up[i] {
+					flips++
+				}
+				l.set(i, up)
 			}
 			if elapsed >= d {
 				return
@@ -812,6 +858,15 @@ func (l *nsListeners) storm(d, period time.Duration) int {
 	})
 	l.check()
 	return flips
+}
+
+// drawUp is draw k of the storm's fixed sequence: a SplitMix64 step,
+// whose low bit is as good as a coin.
+func drawUp(k uint64) bool {
+	z := k*0x9e3779b97f4a7c15 + 0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return (z^z>>31)&1 == 1
 }
 
 func (l *nsListeners) check() {

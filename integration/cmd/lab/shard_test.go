@@ -82,3 +82,22 @@ func TestPrefixWriterFailures(t *testing.T) {
 		t.Errorf("summary:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestWideJob: a wide test's job names it back and weighs what the test
+// does; other names are not wide jobs.
+func TestWideJob(t *testing.T) {
+	for test := range wideTests {
+		j := wideJob(test)
+		if got, ok := wideTest(j); !ok || got != test {
+			t.Errorf("wideTest(%q) = %q, %v; want %q", j, got, ok, test)
+		}
+		if weight(j) != weight(test) {
+			t.Errorf("weight(%q) = %v, want the test's %v", j, weight(j), weight(test))
+		}
+	}
+	for _, j := range []string{"TestSmokeIPVS", jobSystemd, jobBrowser, wideJob("TestSmokeIPVS")} {
+		if got, ok := wideTest(j); ok {
+			t.Errorf("wideTest(%q) = %q, true; want not a wide job", j, got)
+		}
+	}
+}
