@@ -284,9 +284,11 @@ func TestChaosHealthFlapStorm(t *testing.T) {
 	t.Logf("guest CPU quiet (3 s): %s", takeCensus().top(quietCensus, 6))
 	quietCPU := after.cpuSince(quiet)
 	quietPasses := len(passLines(d.logSince(quietAt)))
+	quietRate := float64(after.opens-quiet.opens) / after.at.Sub(quiet.at).Seconds()
 
 	t.Logf("director CPU once health was still again: %.1f%% of one core (the whole guest busy %.0f%%); %d passes in those 3 s",
 		100*quietCPU, 100*after.guestBusy(quiet), quietPasses)
+	t.Logf("probes once health was still again: %.0f a second", quietRate)
 	t.Logf("director memory: VmHWM %d kB before the storm, %d kB after it (VmRSS %d kB)", stormStart.hwmKB, after.hwmKB, after.rssKB)
 
 	// The storm must have reached the director: every backend probed in
@@ -301,13 +303,17 @@ func TestChaosHealthFlapStorm(t *testing.T) {
 	// most half the guest's CPUs above the same checks with health still
 	// (measured in this run, as emulation speed varies). Passes that did
 	// not coalesce took all the guest had left: at 200 backends in a
-	// one-CPU guest, 76% of it against 24% calm. Once health is still,
-	// the director is back to that cost: nothing queued behind the storm.
+	// one-CPU guest, 76% of it against 24% calm.
 	if half := float64(runtime.NumCPU()) / 2; stormCPU > calmCPU+half {
 		t.Errorf("the director used %.0f%% of a core in the storm, %.0f%% with health still: more than half the guest's %d CPUs above", 100*stormCPU, 100*calmCPU, runtime.NumCPU())
 	}
-	if quietCPU > 2*calmCPU+0.1 {
-		t.Errorf("the director used %.0f%% of a core once health was still again, against %.0f%% before the storm: work queued behind it", 100*quietCPU, 100*calmCPU)
+	// Nothing queued behind the storm: once health is still, the probes
+	// (counted by the kernel) keep to their schedule, not above it. The
+	// director's CPU then is reported, not bounded: in the same guest it
+	// read 44% calm and 98% still in one run with the host loaded, 80%
+	// and 77% in another, as the host's other guests came and went.
+	if sched := float64(flapBackends) / flapInterval.Seconds(); quietRate > 1.25*sched {
+		t.Errorf("%.0f probes a second once health was still again, against %.0f scheduled: work queued behind the storm", quietRate, sched)
 	}
 	// Memory: the storm changes states, not how many there are; a pass's
 	// garbage is one read of the table (well under 1 MB). 16 MB
