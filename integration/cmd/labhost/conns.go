@@ -84,8 +84,13 @@ type ConnReport struct {
 	Replies int    `json:"replies"`
 	// LongestGapMS is the longest time between two answers (or from the
 	// last answer to the end, for a connection that stopped answering).
-	LongestGapMS int64  `json:"longest_gap_ms"`
-	Error        string `json:"error,omitempty"`
+	LongestGapMS int64 `json:"longest_gap_ms"`
+	// RTOAtGapMS and SRTTAtGapMS are the kernel's retransmission timeout
+	// and smoothed round-trip time (TCP_INFO) as of the write that started
+	// the longest gap: what a retransmission of that write waited for.
+	RTOAtGapMS  float64 `json:"rto_at_gap_ms"`
+	SRTTAtGapMS float64 `json:"srtt_at_gap_ms"`
+	Error       string  `json:"error,omitempty"`
 	// ErrorAtMS is when the error came (Unix milliseconds).
 	ErrorAtMS int64 `json:"error_at_ms,omitempty"`
 }
@@ -218,13 +223,25 @@ func oneConn(ctx context.Context, addr string, interval, stall time.Duration, wa
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		r.State, r.Error = StateNever, err.Error()
+		return r
+	}
 	rd := bufio.NewReader(c)
 	last := time.Now()
 	stalled := false
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	// sent is TCP_INFO as of the last write, read just before it: the
+	// retransmission timer that write arms runs on its RTO.
+	sent := &unix.TCPInfo{}
 	for {
-		_, err := io.WriteString(c, "ping\n")
+		info, err := tcpInfo(rc)
+		if err == nil {
+			sent = info
+			_, err = io.WriteString(c, "ping\n")
+		}
 		if err == nil {
 			var line string
 			line, err = rd.ReadString('\n')
@@ -232,7 +249,10 @@ func oneConn(ctx context.Context, addr string, interval, stall time.Duration, wa
 				now := time.Now()
 				gap := now.Sub(last)
 				if r.Replies > 0 {
-					r.LongestGapMS = max(r.LongestGapMS, gap.Milliseconds())
+					if gap.Milliseconds() >= r.LongestGapMS {
+						r.LongestGapMS = gap.Milliseconds()
+						r.RTOAtGapMS, r.SRTTAtGapMS = ms(sent.Rto), ms(sent.Rtt)
+					}
 					stalled = stalled || gap > stall
 				}
 				last = now
@@ -270,7 +290,11 @@ func oneConn(ctx context.Context, addr string, interval, stall time.Duration, wa
 	// A connection that has not answered for a while at the end is hung.
 	hung := false
 	if end := time.Since(last); end > stall {
-		r.LongestGapMS = max(r.LongestGapMS, end.Milliseconds())
+		if end.Milliseconds() >= r.LongestGapMS {
+			// The write left unanswered started it.
+			r.LongestGapMS = end.Milliseconds()
+			r.RTOAtGapMS, r.SRTTAtGapMS = ms(sent.Rto), ms(sent.Rtt)
+		}
 		hung = true
 	}
 	switch {
@@ -288,7 +312,8 @@ func oneConn(ctx context.Context, addr string, interval, stall time.Duration, wa
 
 // thinLinearTimeouts sets TCP_THIN_LINEAR_TIMEOUTS: a connection with one
 // small message in flight (a thin stream, as every harness connection
-// is) retransmits at its plain RTO up to six times before backing off.
+// is) retransmits at its plain RTO seven times before backing off (the
+// kernel doubles once more than TCP_THIN_LINEAR_RETRIES, 6, have gone).
 // Without it the client's own exponential backoff, not the takeover,
 // decides when it speaks again: an outage of 1.5 s is noticed at the
 // retransmission 3 s in (0.2+0.4+0.8+1.6 s).
@@ -301,6 +326,21 @@ func thinLinearTimeouts(_, _ string, c syscall.RawConn) error {
 	}
 	return serr
 }
+
+// tcpInfo is the connection's TCP_INFO.
+func tcpInfo(rc syscall.RawConn) (*unix.TCPInfo, error) {
+	var info *unix.TCPInfo
+	var ierr error
+	if err := rc.Control(func(fd uintptr) {
+		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil {
+		return nil, err
+	}
+	return info, ierr
+}
+
+// ms is a TCP_INFO time (µs) in milliseconds.
+func ms(us uint32) float64 { return float64(us) / 1000 }
 
 // setThin is thinLinearTimeouts for an accepted connection.
 func setThin(c net.Conn) error {

@@ -144,6 +144,13 @@ func TestConnsStalledThenRecovered(t *testing.T) {
 	if res.Stalled != 2 || res.Hung != 0 || res.Kept != 0 {
 		t.Errorf("result %+v, want both stalled", res)
 	}
+	// The kernel's figures as of the paused write: Linux never sets an
+	// RTO under TCP_RTO_MIN (200 ms), nor one under the smoothed RTT.
+	for _, c := range res.Conns {
+		if c.RTOAtGapMS < 200 || c.SRTTAtGapMS <= 0 || c.SRTTAtGapMS >= c.RTOAtGapMS {
+			t.Errorf("RTO %vms, SRTT %vms as of the longest gap: %+v", c.RTOAtGapMS, c.SRTTAtGapMS, c)
+		}
+	}
 }
 
 // A connection that cannot connect is "never", and ready still comes.
