@@ -90,9 +90,23 @@ type ConnReport struct {
 	// the longest gap: what a retransmission of that write waited for.
 	RTOAtGapMS  float64 `json:"rto_at_gap_ms"`
 	SRTTAtGapMS float64 `json:"srtt_at_gap_ms"`
-	Error       string  `json:"error,omitempty"`
+	// Pauses are the gaps over two exchange intervals (one answer or
+	// more late), in order: a test places them against the events it
+	// witnessed.
+	Pauses []Pause `json:"pauses,omitempty"`
+	Error  string  `json:"error,omitempty"`
 	// ErrorAtMS is when the error came (Unix milliseconds).
 	ErrorAtMS int64 `json:"error_at_ms,omitempty"`
+}
+
+// Pause is one gap between a connection's answers, with the kernel's
+// RTO, smoothed RTT and RTT variance as of the write that started it.
+type Pause struct {
+	EndAtMS  int64   `json:"end_at_ms"` // Unix milliseconds: the answer that ended it, or the end of the run
+	MS       int64   `json:"ms"`
+	RTOMS    float64 `json:"rto_ms"`
+	SRTTMS   float64 `json:"srtt_ms"`
+	RTTVarMS float64 `json:"rttvar_ms"`
 }
 
 // ConnsResult is the harness's JSON report.
@@ -249,10 +263,7 @@ func oneConn(ctx context.Context, addr string, interval, stall time.Duration, wa
 				now := time.Now()
 				gap := now.Sub(last)
 				if r.Replies > 0 {
-					if gap.Milliseconds() >= r.LongestGapMS {
-						r.LongestGapMS = gap.Milliseconds()
-						r.RTOAtGapMS, r.SRTTAtGapMS = ms(sent.Rto), ms(sent.Rtt)
-					}
+					r.gap(gap, now, sent, interval)
 					stalled = stalled || gap > stall
 				}
 				last = now
@@ -290,11 +301,7 @@ func oneConn(ctx context.Context, addr string, interval, stall time.Duration, wa
 	// A connection that has not answered for a while at the end is hung.
 	hung := false
 	if end := time.Since(last); end > stall {
-		if end.Milliseconds() >= r.LongestGapMS {
-			// The write left unanswered started it.
-			r.LongestGapMS = end.Milliseconds()
-			r.RTOAtGapMS, r.SRTTAtGapMS = ms(sent.Rto), ms(sent.Rtt)
-		}
+		r.gap(end, time.Now(), sent, interval) // the write left unanswered started it
 		hung = true
 	}
 	switch {
@@ -308,6 +315,18 @@ func oneConn(ctx context.Context, addr string, interval, stall time.Duration, wa
 		r.State = StateKept
 	}
 	return r
+}
+
+// gap records a gap that ended at end, started by a write with TCP_INFO
+// sent.
+func (r *ConnReport) gap(gap time.Duration, end time.Time, sent *unix.TCPInfo, interval time.Duration) {
+	if gap.Milliseconds() >= r.LongestGapMS {
+		r.LongestGapMS = gap.Milliseconds()
+		r.RTOAtGapMS, r.SRTTAtGapMS = ms(sent.Rto), ms(sent.Rtt)
+	}
+	if gap > 2*interval {
+		r.Pauses = append(r.Pauses, Pause{EndAtMS: end.UnixMilli(), MS: gap.Milliseconds(), RTOMS: ms(sent.Rto), SRTTMS: ms(sent.Rtt), RTTVarMS: ms(sent.Rttvar)})
+	}
 }
 
 // thinLinearTimeouts sets TCP_THIN_LINEAR_TIMEOUTS: a connection with one

@@ -146,9 +146,15 @@ func TestConnsStalledThenRecovered(t *testing.T) {
 	}
 	// The kernel's figures as of the paused write: Linux never sets an
 	// RTO under TCP_RTO_MIN (200 ms), nor one under the smoothed RTT.
+	// The longest gap is among the pauses, with the same figures.
 	for _, c := range res.Conns {
 		if c.RTOAtGapMS < 200 || c.SRTTAtGapMS <= 0 || c.SRTTAtGapMS >= c.RTOAtGapMS {
 			t.Errorf("RTO %vms, SRTT %vms as of the longest gap: %+v", c.RTOAtGapMS, c.SRTTAtGapMS, c)
+		}
+		if !slices.ContainsFunc(c.Pauses, func(p Pause) bool {
+			return p.MS == c.LongestGapMS && p.RTOMS == c.RTOAtGapMS && p.SRTTMS == c.SRTTAtGapMS && p.EndAtMS > 0
+		}) {
+			t.Errorf("the longest gap is not among the pauses: %+v", c)
 		}
 	}
 }
