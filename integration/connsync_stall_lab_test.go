@@ -77,7 +77,8 @@ func pauseLimit(s switchover, from time.Time, rto time.Duration) time.Duration {
 
 // judgePauses checks a harness report across s: no connection reset,
 // hung, never up or moved to another real server, and each pause that
-// spans the path's return within its own pauseLimit. Pauses away from it
+// spans the path's return within issue 13's noStallLimit or, when that
+// is longer, its own pauseLimit. Pauses away from it
 // are reported, not judged: one that ended before it was answered by the
 // old path, and no director event explains them, the emulated guest's
 // starvation does (seen: 1.1-2.3 s while 200 new connections came up, 5 s
@@ -109,7 +110,9 @@ func judgePauses(t *testing.T, what string, s switchover, res connsResult, n int
 			}
 			at++
 			rto, srtt, rttvar := msDuration(p.RTOMS), msDuration(p.SRTTMS), msDuration(p.RTTVarMS)
-			limit := pauseLimit(s, from, rto)
+			// Issue 13's 3 s holds; past it, only as far as the
+			// connection's own retransmission schedule explains.
+			limit := max(noStallLimit, pauseLimit(s, from, rto))
 			if pause > noStallLimit {
 				over++
 			}
