@@ -11,6 +11,8 @@
 //	               long-lived connections against serve --line (JSON at the end,
 //	               on SIGINT/SIGTERM or after --duration); prints "ready N" once
 //	               every connection has had its first --warm answers
+//	labhost addrborn --dev D --addr A                    when the kernel created IPv6
+//	               address A on D (JSON, Unix milliseconds)
 //
 // The HTTP server also has /long?d=10s, which trickles a byte every 100ms
 // for that long, to hold a connection open in drain tests.
@@ -64,6 +66,7 @@ func run(ctx context.Context, args []string) error {
 	stall := fs.Duration("stall", 3*time.Second, "conns: a gap between answers longer than this is a stall")
 	thin := fs.Bool("thin", false, "conns, serve --line: retransmit as a thin stream (TCP_THIN_LINEAR_TIMEOUTS), not with exponential backoff")
 	warm := fs.Int("warm", 3, "conns: answers each connection has before \"ready\"")
+	dev := fs.String("dev", "", "addrborn: the address's device")
 	warmTimeout := fs.Duration("warm-timeout", time.Minute, "conns: a connection without its warm answers this long after connecting counts as not ready")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -89,6 +92,14 @@ func run(ctx context.Context, args []string) error {
 			*duration = 0
 		}
 		return enc.Encode(conns(ctx, *addr, *count, *interval, *duration, *stall, *warm, *warmTimeout, *thin, func(n int) { fmt.Println("ready", n) }))
+	case "addrborn":
+		born, err := addrBorn(*dev, *addr)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(struct {
+			BornMS int64 `json:"born_ms"`
+		}{born.UnixMilli()})
 	case "client":
 		return enc.Encode(httpClient(ctx, *url, *count, *timeout))
 	case "udp":
