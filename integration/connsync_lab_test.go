@@ -228,6 +228,12 @@ type connsResult struct {
 			RTTVarMS float64 `json:"rttvar_ms"`
 		} `json:"pauses"`
 	} `json:"conns"`
+	// Stalls are when the harness itself woke late (labhost's stall
+	// sampler): the guest running nothing of ours.
+	Stalls []struct {
+		AtMS int64 `json:"at_ms"`
+		MS   int64 `json:"ms"`
+	} `json:"stalls"`
 }
 
 var addrPort = regexp.MustCompile(`[0-9a-f.:\[\]]+:\d+`)

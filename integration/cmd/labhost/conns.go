@@ -128,6 +128,9 @@ type ConnsResult struct {
 	FirstBy map[string]int `json:"first_by"`
 	LastBy  map[string]int `json:"last_by"`
 	Conns   []ConnReport   `json:"conns"`
+	// Stalls are the times the harness itself ran late, throughout the
+	// run: what a starved guest added to the connections' pauses.
+	Stalls []Stall `json:"stalls,omitempty"`
 }
 
 // conns opens count connections to addr (at most 16 connects at a time),
@@ -141,6 +144,10 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 		ctx, cancel = context.WithTimeout(ctx, duration)
 		defer cancel()
 	}
+	sampler := &stallSampler{sleep: time.Sleep}
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	go sampler.run(sampleCtx)
 	reports := make([]ConnReport, count)
 	var wg, warmed sync.WaitGroup
 	var warmOK, warmFailed, connected atomic.Int64
@@ -180,7 +187,7 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 		ready(int(warmOK.Load()))
 	}
 	wg.Wait()
-	res := ConnsResult{Count: count, FirstBy: map[string]int{}, LastBy: map[string]int{}, Conns: reports}
+	res := ConnsResult{Count: count, FirstBy: map[string]int{}, LastBy: map[string]int{}, Conns: reports, Stalls: sampler.stalls()}
 	for _, r := range reports {
 		switch r.State {
 		case StateKept:

@@ -202,3 +202,33 @@ func TestConnsWarmTimeout(t *testing.T) {
 		t.Errorf("ready %d, result %+v; want ready 0 and both never", ready, res)
 	}
 }
+
+// TestStallSampler: a sleep that overruns by 40 ms is recorded as a stall
+// of at least that, when it was due. (Only that is asserted: on a busy
+// host the other sleeps may overrun too, which the sampler must record.)
+func TestStallSampler(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	n := 0
+	var due time.Time
+	s := &stallSampler{sleep: func(d time.Duration) {
+		n++
+		switch n {
+		case 3:
+			due = time.Now().Add(d)
+			time.Sleep(d + 40*time.Millisecond)
+		case 6:
+			cancel()
+			fallthrough
+		default:
+			time.Sleep(d)
+		}
+	}}
+	s.run(ctx)
+	got := s.stalls()
+	for _, st := range got {
+		if st.MS >= 39 && st.AtMS <= due.UnixMilli() && st.AtMS > due.Add(-time.Second).UnixMilli() {
+			return
+		}
+	}
+	t.Errorf("stalls %+v, want one of 40 ms or more due at %d or just before", got, due.UnixMilli())
+}
