@@ -136,6 +136,7 @@ func TestFailoverConnsBench(t *testing.T) {
 				sl := newSyncLab(t)
 				// Plain TCP backoff, as the committed results were measured.
 				sl.every, sl.short, sl.thin = every, true, false
+				sl.answerWait = 0 // a fixed wait after each switch, as the committed results had
 				var master, backup *node
 				if impl == "golvs" {
 					services := sl.service("web", "tcp", 80, "dr", "rr") + sl.service("line", "tcp", linePort, "dr", "rr")

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"slices"
@@ -149,6 +150,7 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 	defer stopSampling()
 	go sampler.run(sampleCtx)
 	reports := make([]ConnReport, count)
+	lastAnswer := make([]atomic.Int64, count) // Unix ms; MaxInt64 once a connection has ended
 	var wg, warmed sync.WaitGroup
 	var warmOK, warmFailed, connected atomic.Int64
 	sem := make(chan struct{}, 16)
@@ -157,7 +159,8 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 		warmed.Add(1)
 		go func() {
 			defer wg.Done()
-			reports[i] = oneConn(ctx, addr, interval, stall, warm, warmTimeout, thin, sem, &connected, func(ok bool) {
+			defer lastAnswer[i].Store(math.MaxInt64)
+			reports[i] = oneConn(ctx, addr, interval, stall, warm, warmTimeout, thin, sem, &connected, &lastAnswer[i], func(ok bool) {
 				if ok {
 					warmOK.Add(1)
 				} else {
@@ -186,7 +189,17 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 	if ctx.Err() == nil {
 		ready(int(warmOK.Load()))
 	}
+	// Its lines must all come before the report, which tests read as the
+	// last line.
+	printCtx, stopPrinting := context.WithCancel(ctx)
+	printed := make(chan struct{})
+	go func() {
+		defer close(printed)
+		printAnswered(printCtx, lastAnswer, os.Stdout, time.Second)
+	}()
 	wg.Wait()
+	stopPrinting()
+	<-printed
 	res := ConnsResult{Count: count, FirstBy: map[string]int{}, LastBy: map[string]int{}, Conns: reports, Stalls: sampler.stalls()}
 	for _, r := range reports {
 		switch r.State {
@@ -216,9 +229,32 @@ func conns(ctx context.Context, addr string, count int, interval, duration, stal
 	return res
 }
 
-// oneConn runs one connection until ctx ends. warmed is called once: true
-// after warm answers, false if the connection failed before.
-func oneConn(ctx context.Context, addr string, interval, stall time.Duration, warm int, warmTimeout time.Duration, thin bool, sem chan struct{}, connected *atomic.Int64, warmed func(bool)) ConnReport {
+// printAnswered writes "answered MS" to w at every tick until ctx ends: the
+// oldest of the live connections' last answers (Unix ms; 0 while one has
+// not answered yet), so that a test can wait until every connection has
+// answered since an event; after the last connection ended, a time far
+// in the future.
+func printAnswered(ctx context.Context, lastAnswer []atomic.Int64, w io.Writer, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		oldest := int64(math.MaxInt64)
+		for i := range lastAnswer {
+			oldest = min(oldest, lastAnswer[i].Load())
+		}
+		fmt.Fprintln(w, "answered", oldest)
+	}
+}
+
+// oneConn runs one connection until ctx ends, storing the time of each
+// answer in lastAnswer. warmed is called once: true after warm answers,
+// false if the connection failed before.
+func oneConn(ctx context.Context, addr string, interval, stall time.Duration, warm int, warmTimeout time.Duration, thin bool, sem chan struct{}, connected, lastAnswer *atomic.Int64, warmed func(bool)) ConnReport {
 	var r ConnReport
 	once := sync.Once{}
 	signal := func(ok bool) { once.Do(func() { warmed(ok) }) }
@@ -274,6 +310,7 @@ func oneConn(ctx context.Context, addr string, interval, stall time.Duration, wa
 					stalled = stalled || gap > stall
 				}
 				last = now
+				lastAnswer.Store(now.UnixMilli())
 				name := strings.TrimSpace(line)
 				if r.First == "" {
 					r.First = name

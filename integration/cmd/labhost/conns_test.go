@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"math"
 	"net"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -231,4 +233,21 @@ func TestStallSampler(t *testing.T) {
 		}
 	}
 	t.Errorf("stalls %+v, want one of 40 ms or more due at %d or just before", got, due.UnixMilli())
+}
+
+// TestPrintAnswered: the oldest of the connections' last answers, ended
+// connections left out.
+func TestPrintAnswered(t *testing.T) {
+	last := make([]atomic.Int64, 3)
+	last[0].Store(300)
+	last[1].Store(200)
+	last[2].Store(math.MaxInt64)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	var b strings.Builder
+	printAnswered(ctx, last, &b, 10*time.Millisecond)
+	first, _, _ := strings.Cut(b.String(), "\n")
+	if first != "answered 200" {
+		t.Errorf("printed %q, want lines of \"answered 200\"", b.String())
+	}
 }
