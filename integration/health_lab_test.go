@@ -650,10 +650,11 @@ func TestHealthRemoveDrainDR(t *testing.T) {
 		drainLong  = 20 * time.Second
 		drainShort = 3 * time.Second
 		// The long connection outlasts detection (interval*fall +
-		// timeout + slack) and 3 s more for the checks made while it
-		// runs (an ipvsadm run in a busy guest): at 3 s in all it had
-		// ended before ipvsadm -Lnc looked.
-		longFor      = hcInterval*hcFall + hcTimeout + detectSlack + 3*time.Second
+		// timeout + slack) and 10 s more for the checks made while it
+		// runs (ipvsadm runs in a busy guest): at 3 s in all it had
+		// ended before ipvsadm -Lnc looked, and at 3 s more, under two
+		// busy loops per host core, before ipvsadm -Ln did.
+		longFor      = hcInterval*hcFall + hcTimeout + detectSlack + 10*time.Second
 		longerThanTO = 8 * time.Second
 	)
 	c := newCluster(t, "dr")
