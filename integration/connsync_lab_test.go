@@ -534,6 +534,9 @@ func (sl *syncLab) settle(conns *labnet.Proc, since time.Time) {
 	}
 	deadline := since.Add(sl.answerWait)
 	for {
+		if done, _ := conns.Exited(); done {
+			return // every connection failed: its last line is stale
+		}
 		oldest := answeredSince(conns.Output())
 		if oldest >= since.UnixMilli() {
 			return
