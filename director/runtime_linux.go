@@ -232,7 +232,7 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 			ln.Close()
 			return fmt.Errorf("metrics_address: %w", err)
 		}
-		src := metrics.Source{Status: rec.Status, LocalErrors: rt.monitor.LocalErrors, HealthTransitions: rt.monitor.RecentTransitions,
+		src := metrics.Source{Status: rec.Status, LocalErrors: rt.monitor.LocalErrors, StalledProbes: rt.monitor.StalledProbes, HealthTransitions: rt.monitor.RecentTransitions,
 			StateWrites: rec.StateWrites}
 		if topo.Failover != nil && topo.Failover.Sync != nil {
 			src.Sync = func(ctx context.Context) (SyncStatus, error) {

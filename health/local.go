@@ -28,7 +28,7 @@ func (l *localLog) note(k key, err error, now time.Time) (localLine, bool) {
 		l.suppressed++
 		return localLine{}, false
 	}
-	line := localLine{k, err, l.suppressed}
+	line := localLine{key: k, err: err, suppressed: l.suppressed}
 	l.last, l.suppressed = now, 0
 	return line, true
 }
@@ -36,13 +36,25 @@ func (l *localLog) note(k key, err error, now time.Time) (localLine, bool) {
 type localLine struct {
 	key        key
 	err        error
-	suppressed uint64 // since the previous line
+	suppressed uint64        // since the previous line
+	stalled    time.Duration // of the probe, for a stalled one
 }
 
 func (m *Monitor) logLocal(l localLine) {
 	m.log.Error("health probe failed on the director, backend keeps its state",
 		"service", l.key.service, "backend", l.key.backend, "err", l.err, "similar_since_last_line", l.suppressed)
 }
+
+func (m *Monitor) logStalled(l localLine) {
+	m.log.Warn("health probe timed out while the director itself stalled, backend keeps its state",
+		"service", l.key.service, "backend", l.key.backend, "err", l.err, "stalled", l.stalled.Round(time.Millisecond),
+		"similar_since_last_line", l.suppressed)
+}
+
+// StalledProbes is how many probes timed out while the director itself
+// stalled for at least half their timeout (stall.go); each left its
+// backend's state as it was.
+func (m *Monitor) StalledProbes() uint64 { return m.stalledProbes.Load() }
 
 // LocalErrors is how many probes failed for the director's own reasons
 // (check.ErrLocal) since the monitor was made; each left its backend's

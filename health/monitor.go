@@ -71,6 +71,10 @@ type Monitor struct {
 	// localErrors counts probes that failed for the director's own reasons
 	// (check.ErrLocal); they leave the backend's state as it was.
 	localErrors atomic.Uint64
+	// stalledProbes counts probes that timed out while the director
+	// stalled (stall.go); they too leave the backend's state as it was.
+	stalledProbes atomic.Uint64
+	stalls        *stallMeter
 
 	epoch time.Time // origin of run slots
 
@@ -84,6 +88,7 @@ type Monitor struct {
 	kick    chan struct{}       // onChange is wanted
 	wake    chan struct{}       // the queue's head may have moved earlier
 	local   localLog            // rate limit of the local-error log
+	stalled localLog            // rate limit of the stalled-probe log
 
 	recent recentLog // the last transitions, for the status page
 }
@@ -118,6 +123,7 @@ type run struct {
 	next   time.Duration      // the next slot, from Monitor.epoch
 	index  int                // in Monitor.queue, -1 when not queued
 	busy   bool               // a probe is under way
+	start  time.Time          // when the probe under way was taken
 }
 
 // Option configures a Monitor.
@@ -156,6 +162,7 @@ func New(log *slog.Logger, onChange func(), opts ...Option) *Monitor {
 		onChange:  onChange,
 		newProber: check.New,
 		epoch:     time.Now(),
+		stalls:    newStallMeter(stallTick),
 		rnd:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		entries:   make(map[key]*entry),
 		kick:      make(chan struct{}, 1),
@@ -346,6 +353,11 @@ func (m *Monitor) Run(ctx context.Context) error {
 		m.start(m.entries[k])
 	}
 	m.mu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.stalls.run(ctx)
+	}()
 	scheduled := make(chan struct{})
 	go func() {
 		defer close(scheduled)
@@ -442,6 +454,7 @@ func (m *Monitor) takeDue(now time.Duration, due []*run, slots []time.Duration) 
 			continue
 		}
 		r.busy = true
+		r.start = m.epoch.Add(now)
 		due = append(due, r)
 		slots = append(slots, slot)
 	}
@@ -504,7 +517,7 @@ func (m *Monitor) record(done []result) {
 	}
 	now := time.Now()
 	var logs []transition
-	var locals []localLine
+	var locals, stalls []localLine
 	m.mu.Lock()
 	for _, d := range done {
 		r := d.run
@@ -518,6 +531,16 @@ func (m *Monitor) record(done []result) {
 				locals = append(locals, line)
 			}
 			continue
+		}
+		if d.res.Err != nil {
+			if took, ok := stalledOut(m.stalls, r.timeout, r.start, now); ok {
+				m.stalledProbes.Add(1)
+				if line, ok := m.stalled.note(r.key, d.res.Err, now); ok {
+					line.stalled = took
+					stalls = append(stalls, line)
+				}
+				continue
+			}
 		}
 		st := r.entry.state
 		before := st.Status()
@@ -542,6 +565,9 @@ func (m *Monitor) record(done []result) {
 	m.mu.Unlock()
 	for _, l := range locals {
 		m.logLocal(l)
+	}
+	for _, l := range stalls {
+		m.logStalled(l)
 	}
 	for _, tr := range logs {
 		m.logTransition(tr)

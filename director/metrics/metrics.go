@@ -37,6 +37,9 @@ type Source struct {
 	// director's own fault (EMFILE...), which left the backend's state
 	// alone.
 	LocalErrors func() uint64
+	// StalledProbes, when set, counts probes that timed out while the
+	// director itself stalled, which left the backend's state alone.
+	StalledProbes func() uint64
 	// BGP is nil without [bgp] (see bgp.go).
 	BGP func(ctx context.Context) *status.BGP
 	// StateWrites, when set, reports the state file: how many writes
@@ -163,6 +166,12 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 			Name: "golvs_health_local_errors_total",
 			Help: "Check results that failed on the director itself (e.g. out of file descriptors) and so left the backend's health as it was.",
 		}, func() float64 { return float64(src.LocalErrors()) }))
+	}
+	if src.StalledProbes != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "golvs_health_probes_stalled_total",
+			Help: "Probes that timed out while the director itself could not run for at least half their timeout (a starved VM), and so left the backend's health as it was.",
+		}, func() float64 { return float64(src.StalledProbes()) }))
 	}
 	if src.StateWrites != nil {
 		// A full or read-only disk does not stop the director, so only

@@ -36,7 +36,7 @@ func get(t *testing.T, src Source, path string) (int, string) {
 
 func TestMetrics(t *testing.T) {
 	src := Source{Status: fixedStatus, VRRP: func() VRRPInfo { return VRRPInfo{State: "master", Priority: 150} },
-		LocalErrors: func() uint64 { return 4 }, StateWrites: func() (uint64, error) { return 3, errors.New("no space left on device") }}
+		LocalErrors: func() uint64 { return 4 }, StalledProbes: func() uint64 { return 6 }, StateWrites: func() (uint64, error) { return 3, errors.New("no space left on device") }}
 	code, body := get(t, src, "/metrics")
 	if code != 200 {
 		t.Fatalf("status %d:\n%s", code, body)
@@ -55,6 +55,7 @@ func TestMetrics(t *testing.T) {
 		`golvs_vrrp_priority 150`,
 		`golvs_status_error 0`,
 		`golvs_health_local_errors_total 4`,
+		`golvs_health_probes_stalled_total 6`,
 		`golvs_service_quorum_lost{service="web"} 1`,
 		`golvs_state_write_error 1`,
 		`golvs_state_write_errors_total 3`,
