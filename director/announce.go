@@ -55,6 +55,10 @@ type Situation struct {
 	// schedule none of the new flows the routers would send it. It stays
 	// held, for the connections it still forwards.
 	Drains HealthView
+	// Programmed (routed) are the VIPs the kernel's table can serve as
+	// last applied: a route waits for its table (programmed.go). nil =
+	// no such wait.
+	Programmed map[netip.Addr]bool
 }
 
 // Decision is which addresses this director should hold now, and what the
@@ -73,6 +77,9 @@ type Decision struct {
 	// Hold on its device, so flows the routers still send (while they
 	// converge) are forwarded, not dropped.
 	Routes []netip.Addr
+	// Waiting (routed) are VIPs left out of Routes only because the
+	// kernel's table cannot serve them yet (Situation.Programmed).
+	Waiting []netip.Addr
 	// Fault: no service has a healthy backend, so this director should
 	// hand the VIPs to a peer that may reach its real servers (VRRP fault,
 	// or a priority lowered by track_decrement).
@@ -107,6 +114,17 @@ func Announce(s Situation) Decision {
 		d.Routes = d.Hold
 		if s.Drains != nil {
 			d.Routes = servableVIPs(s.Topo, s.Drains)
+		}
+		if s.Programmed != nil {
+			var ready []netip.Addr
+			for _, a := range d.Routes {
+				if s.Programmed[a] {
+					ready = append(ready, a)
+				} else {
+					d.Waiting = append(d.Waiting, a)
+				}
+			}
+			d.Routes = ready
 		}
 		if s.SelfDrained {
 			d.Routes = nil

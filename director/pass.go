@@ -276,6 +276,9 @@ func (r *Reconciler) run(ctx context.Context, sc *scope, swap *config.Topology) 
 		errs = multierror.Append(errs, err)
 	}
 	r.logReorders(ctx, c.ops, c.idx.names)
+	if err == nil && r.recordServing(sc, c.desired) && r.onProg != nil {
+		r.onProg()
+	}
 	// One line per pass with what it cost (`make bench` reads it): an
 	// unchanged table must show writes=0. No-op full passes are Debug,
 	// except the first after a reload, which the operator wants to see.

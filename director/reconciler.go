@@ -49,6 +49,9 @@ type Options struct {
 	// force: what else depends on drains (a routed director's routes)
 	// decides again.
 	OnDrain func()
+	// OnProgrammed, if set, runs after a pass changed which VIPs the
+	// kernel can serve (ProgrammedVIPs).
+	OnProgrammed func()
 	// Beat, when set, is called after every pass of Run and at least
 	// every BeatEvery while Run waits: a watchdog's sign that the loop
 	// is not stuck.
@@ -83,6 +86,7 @@ type Reconciler struct {
 	passGap   time.Duration
 	afterBulk func()
 	onDrain   func()
+	onProg    func()
 	beat      func()
 	beatEvery time.Duration
 
@@ -103,6 +107,7 @@ type Reconciler struct {
 	selfDrained   bool                     // drain-self, persisted
 	draining      map[destKey]time.Time    // leaving destinations, since when
 	quorumLost    map[string]bool          // services whose quorum is lost, as last logged
+	serving       map[ipvs.ServiceKey]bool // can schedule, as last applied (programmed.go)
 	reloaded      bool                     // SetConfig since the last pass
 	idx           *topoIndex               // of idxOf
 	passes        uint64                   // full passes run, for FullDumpEvery
@@ -128,6 +133,7 @@ func NewReconciler(opts Options, topo *config.Topology) *Reconciler {
 		passGap:   opts.PassGap,
 		afterBulk: opts.AfterBulkPass,
 		onDrain:   opts.OnDrain,
+		onProg:    opts.OnProgrammed,
 		beat:      opts.Beat,
 		beatEvery: opts.BeatEvery,
 		kick:      make(chan struct{}, 1),

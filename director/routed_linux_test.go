@@ -73,6 +73,7 @@ func TestDrainSelf(t *testing.T) {
 			t.Errorf("%s: reason %q", step, st.VIPs[0].Reason)
 		}
 	}
+	f.sync(rt.rec) // Run's first pass: a route waits for its table
 	rt.hold(ctx)
 	expect("start", vips, false)
 	if err := rt.DrainSelf(ctx, true); err != nil {
@@ -85,6 +86,7 @@ func TestDrainSelf(t *testing.T) {
 	// Restart: the new director never announces before undrain-self.
 	fk = &routedFakes{}
 	rt = routedRuntime(f, fk, tp)
+	f.sync(rt.rec)
 	rt.hold(ctx)
 	if fk.routesSet == 0 || len(fk.routes) != 0 {
 		t.Errorf("restarted drained director: routes %v after %d sets", fk.routes, fk.routesSet)

@@ -32,6 +32,8 @@ func routedStatus(vips []netip.Addr, d Decision, drained bool, sp bgp.Status, sp
 			v.Reason = ReasonTooFewBackends
 		case drained:
 			v.Reason = ReasonSelfDrained
+		case slices.Contains(d.Waiting, a):
+			v.Reason = ReasonTableNotReady
 		case !slices.Contains(d.Routes, a):
 			v.Reason = ReasonBackendsDrained
 		case !sp.Running:
@@ -50,6 +52,7 @@ const (
 	ReasonTooFewBackends  = "no service of it has enough serving backends"
 	ReasonSelfDrained     = "drain-self"
 	ReasonBackendsDrained = "its serving backends are drained by the operator (director drain)"
+	ReasonTableNotReady   = "waiting for the IPVS table to give its service a destination with weight"
 )
 
 // PlannedRoutes is, for each VIP, whether the decision d announces it

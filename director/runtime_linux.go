@@ -169,6 +169,8 @@ func (rt *Runtime) Run(ctx context.Context, topo *config.Topology, reload <-chan
 		AfterBulkPass: debug.FreeOSMemory,
 		// A routed director's routes follow the operator's drains.
 		OnDrain: func() { kick(rt.track) },
+		// And they wait for the table that serves them.
+		OnProgrammed: func() { kick(rt.track) },
 	}, topo)
 	rt.rec = rec
 	if err := rt.monitor.Update(targets(topo)); err != nil {
@@ -377,6 +379,7 @@ func (rt *Runtime) situation() Situation {
 		s.Mode, s.Master = VRRP, rt.master.Load()
 	case rt.bgp != nil:
 		s.Mode, s.SelfDrained, s.Drains = Routed, rt.rec.SelfDrained(), rt.rec.HealthView()
+		s.Programmed = rt.rec.ProgrammedVIPs()
 	}
 	return s
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -123,10 +125,82 @@ fall = 3
 		t.Logf("backends down: the router dropped %s %v after the flag went (check interval 2s, fall 3)", addr, at.Sub(down).Round(time.Millisecond))
 	}
 	served("two announcing")
+	// The route must come back only once this director's table can
+	// serve it: read the table the moment the router's FIB has the route
+	// via it again. Read after the route, a table with a weight cannot
+	// have got it after (no false alarm on a slow guest).
+	var back struct {
+		sync.Mutex
+		seen bool
+		at   time.Time
+		tab  map[string]map[string]procDest
+		err  error
+	}
+	ipvsPath := fmt.Sprintf("/proc/%d/net/ip_vs", p.Cmd.Process.Pid)
+	b.routeSeen.onChange(func(c routeChange) {
+		if !slices.Contains(c.gws, addr) {
+			return
+		}
+		back.Lock()
+		defer back.Unlock()
+		if back.seen {
+			return
+		}
+		back.seen, back.at = true, c.at
+		raw, err := os.ReadFile(ipvsPath)
+		if err == nil {
+			back.tab, err = parseProcIPVS(string(raw))
+		}
+		back.err = err
+	})
+	restored := time.Now()
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	b.waitNexthops(all, 20*time.Second)
+	b.routeSeen.onChange(nil)
+	back.Lock()
+	switch {
+	case !back.seen:
+		t.Errorf("ip monitor route on the router saw no route via %s after the backends returned", addr)
+	case back.err != nil:
+		t.Errorf("reading the director's table as its route returned: %v", back.err)
+	default:
+		var weights []string
+		serving := false
+		for a, d := range back.tab["TCP "+bgpVIP+":80"] {
+			weights = append(weights, fmt.Sprintf("%s=%d", a, d.Weight))
+			serving = serving || d.Weight > 0
+		}
+		slices.Sort(weights)
+		if !serving {
+			t.Errorf("the router had the route via %s again %v after the backends returned while that director's table had no destination with weight: %v",
+				addr, back.at.Sub(restored).Round(time.Millisecond), weights)
+		} else {
+			t.Logf("backends back: the router had the route via %s again %v after the flag returned; that director's table then: %v",
+				addr, back.at.Sub(restored).Round(time.Millisecond), weights)
+		}
+	}
+	back.Unlock()
+	// The route comes back with the first backend whose check passes;
+	// the others follow within a check interval. Until then this
+	// director's mh table differs from the others', and a flow the
+	// leave below moves off it would reach another real server, which
+	// resets it. The leave is timed from the steady table.
+	eventually(t, 2*hold, "d3's backends all back at weight 1 (ipvsadm -Ln)", func() error {
+		s, ok := parseIPVSADM(h.MustExec("ipvsadm", "-Ln", "-t", bgpVIP+":80"))["TCP "+bgpVIP+":80"]
+		if !ok {
+			return fmt.Errorf("no service")
+		}
+		for j := range b.rs {
+			a := fmt.Sprintf("10.10.0.%d:80", 21+j)
+			if got := s.Backends[a]; got != "Route 1" {
+				return fmt.Errorf("%s is %q", a, got)
+			}
+		}
+		return nil
+	})
+	t.Logf("all three of its backends at weight 1 %v after the flag returned", time.Since(restored).Round(time.Millisecond))
 
 	// SIGTERM: withdraw, forward on for leave_grace, then exit. A client
 	// polling through the VIP across it loses nothing: flows the router
@@ -167,6 +241,13 @@ fall = 3
 	t.Logf("poll through the VIP across the SIGTERM leave: %d requests, %d failed, answers %v", res.Total, res.Failures, res.Counts)
 	if res.Failures != 0 {
 		t.Errorf("%d of %d requests failed across the SIGTERM leave: %v", res.Failures, res.Total, res.Errors)
+		// Each director's entries name the real server it sent each
+		// client port to: a flow two directors sent to different real
+		// servers is one that was reset.
+		for i, d := range append(append([]*labnet.Host(nil), b.dirs...), h) {
+			out, err := d.Exec("ipvsadm", "-Lnc")
+			t.Logf("director %d's connection entries (ipvsadm -Lnc, %v):\n%s", i+1, err, out)
+		}
 	}
 	served("after the leave")
 }

@@ -344,6 +344,7 @@ func (b *bgpLab) killDirector(i int) time.Time {
 type routeWatch struct {
 	mu      sync.Mutex
 	changes []routeChange
+	hook    func(routeChange) // see onChange
 }
 
 type routeChange struct {
@@ -385,9 +386,14 @@ func watchRoutes(t *testing.T, h *labnet.Host, vip string) *routeWatch {
 					gws = []string{}
 				}
 			}
+			c := routeChange{at: at, gws: gws}
 			w.mu.Lock()
-			w.changes = append(w.changes, routeChange{at: at, gws: gws})
+			w.changes = append(w.changes, c)
+			hook := w.hook
 			w.mu.Unlock()
+			if hook != nil {
+				hook(c)
+			}
 		}
 	}()
 	return w
@@ -402,6 +408,14 @@ func (w *routeWatch) String() string {
 		fmt.Fprintf(&b, "\n  %s via %v", c.at.Format("15:04:05.000"), c.gws)
 	}
 	return b.String()
+}
+
+// onChange has fn called with each later change, on the watcher's
+// goroutine as soon as it reads it (nil: no more calls).
+func (w *routeWatch) onChange(fn func(routeChange)) {
+	w.mu.Lock()
+	w.hook = fn
+	w.mu.Unlock()
 }
 
 // firstWithout returns when, after since, the route first changed to one
