@@ -199,10 +199,18 @@ func (c *cluster) assertEven(r clientResult, n int) {
 	if r.Failures != 0 {
 		c.t.Errorf("%d of %d requests failed: %v", r.Failures, n, r.Errors)
 	}
+	even := true
 	for _, name := range c.names {
 		if got, want := r.Counts[name], n/len(c.names); got != want {
 			c.t.Errorf("real server %s answered %d requests, want %d (all: %v)", name, got, want, r.Counts)
+			even = false
 		}
+	}
+	if !even {
+		// Which client port went where, as the kernel recorded it: a
+		// port used twice, or one connection missing, shows here.
+		out, err := c.director.Exec("ipvsadm", "-Lnc")
+		c.t.Logf("the director's connection entries (ipvsadm -Lnc, %v):\n%s", err, out)
 	}
 }
 

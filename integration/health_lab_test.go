@@ -899,5 +899,10 @@ rise = 1
 	if err := routeWeights(c.allRoute1())(c.ipvsTable()); err != nil {
 		t.Errorf("ipvsadm -Ln with the quorum back: %v", err)
 	}
-	c.assertEven(c.requests("http://"+vip+"/", 30), 30)
+	// rr spreads 30 connections 10/10/10 only over a table that stays
+	// as it is while they are made.
+	from := time.Now()
+	r = c.requests("http://"+vip+"/", 30)
+	w.always(from, time.Now(), "the table while rr is counted", destWeights(c.allRoute1()))
+	c.assertEven(r, 30)
 }
