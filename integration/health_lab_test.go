@@ -376,6 +376,15 @@ func stopPoll(t *testing.T, p *labnet.Proc) hcPollResult {
 
 func durMS(d time.Duration) string { return d.Round(time.Millisecond).String() }
 
+// startHTTPChecked starts the director with issue 4's http check on the
+// three real servers (weight0 on failure), all at weight 1.
+func (c *cluster) startHTTPChecked() *labnet.Proc {
+	c.t.Helper()
+	return c.startDirector(hcDRService(c.rsAddrs, `on_failure = "weight0"`, `type = "http"
+path = "/"
+`+hcCheck), routeWeights(c.allRoute1()))
+}
+
 // TestHealthDetectDR kills one real server of a dr service with an http
 // check while a client polls every 50ms: the kernel shows weight 0 within
 // interval*fall+timeout (plus slack), the client's failures all started
@@ -384,9 +393,7 @@ func durMS(d time.Duration) string { return d.Round(time.Millisecond).String() }
 // is back at its weight rise checks after it returns.
 func TestHealthDetectDR(t *testing.T) {
 	c := newCluster(t, "dr")
-	p := c.startDirector(hcDRService(c.rsAddrs, `on_failure = "weight0"`, `type = "http"
-path = "/"
-`+hcCheck), routeWeights(c.allRoute1()))
+	p := c.startHTTPChecked()
 	w := watchIPVS(t, p)
 	dead := c.rsAddrs[2] + ":80"
 
@@ -470,9 +477,7 @@ path = "/"
 // The director logs the probes it excused.
 func TestHealthStalledDirector(t *testing.T) {
 	c := newCluster(t, "dr")
-	p := c.startDirector(hcDRService(c.rsAddrs, `on_failure = "weight0"`, `type = "http"
-path = "/"
-`+hcCheck), routeWeights(c.allRoute1()))
+	p := c.startHTTPChecked()
 	w := watchIPVS(t, p)
 	poll := c.startPoll()
 	// Every backend checked and answering the poller before the stalls.
