@@ -215,6 +215,7 @@ type connsResult struct {
 	GapsMS  []int64        `json:"gaps_ms"`
 	Moved   int            `json:"moved"`
 	FirstBy map[string]int `json:"first_by"`
+	Redials int            `json:"redials"` // connects tried again after a timeout
 	Conns   []struct {
 		Local        string `json:"local"`
 		State        string `json:"state"`
@@ -254,6 +255,9 @@ func (r connsResult) String() string {
 	gaps := ""
 	if g := r.GapsMS; len(g) > 0 {
 		gaps = fmt.Sprintf("; longest gap per connection: median %dms, 90th %dms, max %dms", g[len(g)/2], g[len(g)*9/10], g[len(g)-1])
+	}
+	if r.Redials > 0 {
+		gaps += fmt.Sprintf("; %d connects tried again after a timeout", r.Redials)
 	}
 	return fmt.Sprintf("%d connections: %d kept, %d reset, %d stalled (then answered), %d hung, %d never up, %d moved; first answers %v%s",
 		r.Count, r.Kept, r.Reset, r.Stalled, r.Hung, r.Never, r.Moved, r.FirstBy, gaps)

@@ -5,9 +5,11 @@ import (
 	"context"
 	"math"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -249,5 +251,38 @@ func TestPrintAnswered(t *testing.T) {
 	first, _, _ := strings.Cut(b.String(), "\n")
 	if first != "answered 200" {
 		t.Errorf("printed %q, want lines of \"answered 200\"", b.String())
+	}
+}
+
+// A connect that times out is tried again, at most dialAttempts times; a
+// refusal is not.
+func TestDialRetry(t *testing.T) {
+	timeout := &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}
+	refused := &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}
+	ok, _ := net.Pipe()
+	for _, c := range []struct {
+		name    string
+		errs    []error
+		calls   int
+		redials int
+		wantErr bool
+	}{
+		{"first try", []error{nil}, 1, 0, false},
+		{"timeout then up", []error{timeout, nil}, 2, 1, false},
+		{"timeouts throughout", []error{timeout, timeout, timeout, nil}, dialAttempts, dialAttempts - 1, true},
+		{"refused", []error{refused, nil}, 1, 0, true},
+	} {
+		calls := 0
+		conn, redials, err := dialRetry(t.Context(), func(context.Context) (net.Conn, error) {
+			e := c.errs[calls]
+			calls++
+			if e != nil {
+				return nil, e
+			}
+			return ok, nil
+		})
+		if calls != c.calls || redials != c.redials || (err != nil) != c.wantErr || (conn == nil) != c.wantErr {
+			t.Errorf("%s: %d calls, %d redials, err %v; want %d, %d, error %v", c.name, calls, redials, err, c.calls, c.redials, c.wantErr)
+		}
 	}
 }
