@@ -545,3 +545,28 @@ func TestMonitorSlowOnChangeDelaysNoProbe(t *testing.T) {
 		}
 	})
 }
+
+// A run taken well behind its slot probes next a whole interval later,
+// not on its old phase (which would probe it again soon after, to catch
+// up); a run a little late keeps its phase.
+func TestTakeDueLateRunKeepsItsInterval(t *testing.T) {
+	m := New(slog.New(slog.DiscardHandler), nil)
+	const interval = 2 * time.Second
+	for _, c := range []struct {
+		late, wantNext time.Duration
+	}{
+		{5 * time.Millisecond, interval},
+		{interval / 4, interval},
+		{interval/4 + time.Millisecond, interval/4 + time.Millisecond + interval},
+		{1900 * time.Millisecond, 1900*time.Millisecond + interval},
+		{5 * interval, 6 * interval},
+	} {
+		r := &run{interval: interval, index: -1}
+		m.queue.Push(r)
+		due, _ := m.takeDue(c.late, nil, nil)
+		if len(due) != 1 || r.next != c.wantNext {
+			t.Errorf("taken %v late: %d due, next slot %v; want 1 due, next at %v", c.late, len(due), r.next, c.wantNext)
+		}
+		m.queue.Pop()
+	}
+}
