@@ -61,7 +61,10 @@ func run(ctx context.Context, args []string) (int, error) {
 		return cmdBenchFailover(args[1:]), nil
 	}
 	fs := flag.NewFlagSet("lab "+args[0], flag.ContinueOnError)
-	timeout := fs.Duration("timeout", 45*time.Minute, "kill the guest after this long")
+	// A quiet 2-core host runs a shard in 14 minutes; with two busy
+	// loops per host core one took 43, past the 40 minutes the suite
+	// once had, so a guest may run twice that before it is a hang.
+	timeout := fs.Duration("timeout", 90*time.Minute, "kill the guest after this long")
 	forceVM := fs.Bool("vm", false, "boot the guest even if the host kernel has IPVS")
 	cpus := fs.Int("cpus", 0, "guest CPUs (default 1)")
 	verbose := fs.Bool("v", false, "debug logging")
@@ -335,7 +338,9 @@ func runShard(ctx context.Context, log *slog.Logger, opts lab.Options, bin strin
 			tests = append(tests, j)
 		}
 	}
-	suite := lab.ShellQuote(filepath.Join(bin, "integration.test")) + " -test.v -test.timeout 40m"
+	// The suite's own timeout comes first, so a hang ends with the Go
+	// test's stacks rather than a killed guest.
+	suite := lab.ShellQuote(filepath.Join(bin, "integration.test")) + " -test.v -test.timeout " + max(opts.Timeout-2*time.Minute, time.Minute).String()
 	code := 0
 	var err error
 	if len(tests) > 0 || tun {
