@@ -206,7 +206,8 @@ func TestChaosLinkFlap(t *testing.T) {
 	// loaded run had the client write no request for 1.15 s on a
 	// connection whose handshake had completed, the director idle).
 	limit := flapTimeout + pollEvery + bound
-	time.Sleep(time.Until(born.Add(limit)))
+	end := born.Add(limit)
+	time.Sleep(time.Until(end))
 	var bad []flapBad
 	for i := range flapPolls {
 		p := &flapPolls[i]
@@ -220,6 +221,14 @@ func TestChaosLinkFlap(t *testing.T) {
 			bad = append(bad, flapBad{p.name, pollOutage{Start: p.from.UnixMilli(), End: p.from.Add(recovered).UnixMilli()}})
 		}
 		for _, o := range r.Outages {
+			// The window ended at born+limit; a poller still running in
+			// a starved guest after that (seen: 13 s after its SIGINT)
+			// times out on the guest's stalls, which the steady pollers'
+			// 3 s timeout covers instead.
+			if o.Start > end.UnixMilli() {
+				t.Logf("%s: outage %+v after the window (ended %d), the poller not yet stopped: not judged", p.name, o, end.UnixMilli())
+				continue
+			}
 			if o.Start < down.Add(-flapTimeout).UnixMilli() || o.End == 0 || o.End > p.from.Add(limit).UnixMilli() {
 				t.Errorf("%s: outage %+v outside the flap (down %d, up %d)", p.name, o, down.UnixMilli(), p.from.UnixMilli())
 				bad = append(bad, flapBad{p.name, o})
