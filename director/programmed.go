@@ -1,6 +1,7 @@
 package director
 
 import (
+	"maps"
 	"net/netip"
 
 	"github.com/golvs/golvs/director/ipvs"
@@ -46,15 +47,7 @@ func (r *Reconciler) recordServing(sc *scope, desired []ipvs.Entry) bool {
 	for k := range now {
 		next[k] = true
 	}
-	changed := r.serving == nil || len(next) != len(r.serving)
-	if !changed {
-		for k := range next {
-			if !r.serving[k] {
-				changed = true
-				break
-			}
-		}
-	}
+	changed := r.serving == nil || !maps.Equal(next, r.serving)
 	r.serving = next
 	return changed
 }
