@@ -714,3 +714,21 @@ func TestRunPassGap(t *testing.T) {
 		}
 	})
 }
+
+// The status shows how many of a backend's probes the director excused
+// as its own failures, so an operator can tell a slow rise from a
+// starved director.
+func TestStatusShowsExcusedProbes(t *testing.T) {
+	f := newFixture(t)
+	up := stateUp
+	up.Excused = 7
+	r := f.reconciler(topo(webService(backend(be1, 1), backend(be2, 1))), mapView{ap(be1): up})
+	f.sync(r)
+	st, err := r.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := st.Services[0].Backends; b[0].ExcusedProbes != 7 || b[1].ExcusedProbes != 0 {
+		t.Errorf("excused probes in the status: %+v", b)
+	}
+}

@@ -137,6 +137,7 @@ func (r *Reconciler) Status(ctx context.Context) (Status, error) {
 				Health:           healthWord(h),
 				OperatorDrain:    drains[drainKey{s.Name, ap}],
 				Draining:         draining[destKey{key, ap}],
+				ExcusedProbes:    h.Excused,
 			}
 			if d, ok := kd[ap]; ok {
 				bs.InKernel, bs.KernelWeight = true, d.Weight

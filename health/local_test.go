@@ -2,6 +2,7 @@ package health
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -42,6 +43,11 @@ func TestMonitorLocalErrorKeepsState(t *testing.T) {
 		}
 		if got := h.m.LocalErrors(); got != 60 {
 			t.Errorf("LocalErrors() = %d, want 60 (2 backends x 30 intervals)", got)
+		}
+		for _, b := range []netip.AddrPort{up, down} {
+			if got := h.m.Backend("web", b).Excused; got != 30 {
+				t.Errorf("%s: Excused = %d, want its 30 local errors", b, got)
+			}
 		}
 		if got := h.changes.Load(); got != changes {
 			t.Errorf("onChange called %d times for local errors", got-changes)

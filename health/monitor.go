@@ -530,6 +530,7 @@ func (m *Monitor) record(done []result) {
 		}
 		if errors.Is(check.Classify(d.res.Err), check.ErrLocal) {
 			m.localErrors.Add(1)
+			r.entry.state.Excuse()
 			if line, ok := m.local.note(r.key, d.res.Err, now); ok {
 				locals = append(locals, line)
 			}
@@ -538,6 +539,7 @@ func (m *Monitor) record(done []result) {
 		if d.res.Err != nil {
 			if took, ok := stalledOut(m.stalls, r.timeout, r.start, now); ok {
 				m.stalledProbes.Add(1)
+				r.entry.state.Excuse()
 				if line, ok := m.stalled.note(r.key, d.res.Err, now); ok {
 					line.stalled = took
 					stalls = append(stalls, line)

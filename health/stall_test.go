@@ -82,8 +82,12 @@ func TestMonitorStalledTimeoutKeepsState(t *testing.T) {
 		if st := h.m.Backend("web", b); !st.Up {
 			t.Errorf("a healthy backend went down on timeouts the director's stalls explain: %+v", st)
 		}
-		if n := h.m.StalledProbes(); n < 9 {
+		n := h.m.StalledProbes()
+		if n < 9 {
 			t.Errorf("StalledProbes() = %d after 10 stalled probes", n)
+		}
+		if st := h.m.Backend("web", b); st.Excused != n {
+			t.Errorf("the backend's Excused = %d, want the %d stalled probes", st.Excused, n)
 		}
 		if got := h.logLines("director itself stalled"); got < 1 || got > 2 {
 			t.Errorf("%d stalled-probe log lines in 10 s, want 1 or 2", got)
@@ -91,8 +95,8 @@ func TestMonitorStalledTimeoutKeepsState(t *testing.T) {
 
 		probeWith(timeout/2-time.Millisecond, timedOut)
 		advance(3 * time.Second)
-		if st := h.m.Backend("web", b); st.Up {
-			t.Errorf("timeouts with less than half of them stalled did not count: %+v", st)
+		if st := h.m.Backend("web", b); st.Up || st.Excused != h.m.StalledProbes() {
+			t.Errorf("timeouts with less than half of them stalled did not count, or were excused (%d stalled probes in all): %+v", h.m.StalledProbes(), st)
 		}
 
 		h.fake.set(b, check.Up(nil))

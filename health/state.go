@@ -40,6 +40,12 @@ type Status struct {
 	// prefer to leave such a backend's kernel weight alone, e.g. right
 	// after its own restart.
 	Checked bool
+	// Excused counts the probes that left this state alone because the
+	// director, not the backend, failed them: it stalled through the
+	// probe's timeout, or a local error (stall.go, local.go). Each such
+	// probe puts off a rise or a fall by one interval; a lab test allows
+	// for them by this count.
+	Excused uint64
 }
 
 // WeightNotReported is Status.WeightPercent when no agent reported one.
@@ -102,6 +108,9 @@ func newUpState(now time.Time) *State {
 
 // Status returns the current verdict.
 func (s *State) Status() Status { return s.st }
+
+// Excuse notes a probe that says nothing about the backend.
+func (s *State) Excuse() { s.st.Excused++ }
 
 // Reconfigure applies new rise/fall counts after a check's configuration
 // changed: the verdict stays, the counting starts over.

@@ -52,6 +52,9 @@ type BackendStatus struct {
 	Health        string `json:"health"` // up | down | drain
 	OperatorDrain bool   `json:"operator_drain"`
 	Draining      bool   `json:"draining"` // leaving: weight 0 until its connections end
+	// ExcusedProbes counts the probes the director failed itself (its
+	// own stalls, local errors): they left the health as it was.
+	ExcusedProbes uint64 `json:"excused_probes,omitempty"`
 }
 
 // WriteText writes the status as the table `director status` prints.
