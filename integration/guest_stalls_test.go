@@ -8,15 +8,15 @@ import (
 	"time"
 )
 
-// guestStalls measures how long this test process could not run: the
-// lateness of a 20 ms ticker, summed. Each test shard runs in a guest of
-// one CPU, so that is time the host (or the guest's other processes) took
-// from everything in the guest, the director included. A bound on how soon
-// the director acts may allow for it; on a quiet machine it is near 0 and
-// the bound stays tight.
+// guestStalls measures when this test process could not run: the
+// lateness of a 20 ms ticker. Each test shard runs in a guest of one CPU,
+// so that is time the host (or the guest's other processes) took from
+// everything in the guest, the director included. A bound on how soon the
+// director acts may allow for the stalls inside its own window; on a quiet
+// machine they are near 0 and the bound stays tight.
 type guestStalls struct {
 	mu    sync.Mutex
-	total time.Duration
+	spans [][2]time.Time // [from, to], oldest first
 }
 
 const guestStallTick = 20 * time.Millisecond
@@ -35,11 +35,11 @@ func watchGuestStalls(t *testing.T) *guestStalls {
 			select {
 			case <-done:
 				return
-			case now := <-tick.C:
-				now = time.Now() // the channel's time is when it was due
+			case <-tick.C:
+				now := time.Now() // the channel's time is when it was due
 				if late := now.Sub(last) - guestStallTick; late > guestStallTick {
 					g.mu.Lock()
-					g.total += late
+					g.spans = append(g.spans, [2]time.Time{now.Add(-late), now})
 					g.mu.Unlock()
 				}
 				last = now
@@ -50,9 +50,23 @@ func watchGuestStalls(t *testing.T) *guestStalls {
 	return g
 }
 
-// Total is the stall time measured so far.
-func (g *guestStalls) Total() time.Duration {
+// Within is how long the guest stalled between from and to, as far as
+// measured by now.
+func (g *guestStalls) Within(from, to time.Time) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.total
+	var sum time.Duration
+	for _, s := range g.spans {
+		a, b := s[0], s[1]
+		if a.Before(from) {
+			a = from
+		}
+		if b.After(to) {
+			b = to
+		}
+		if b.After(a) {
+			sum += b.Sub(a)
+		}
+	}
+	return sum
 }

@@ -408,14 +408,13 @@ func TestHealthDetectDR(t *testing.T) {
 	// Let every server answer the poller first.
 	w.destConnsGrow(dead, time.Now(), 2)
 
-	excused0, stalled0 := c.excusedProbes(dead), stalls.Total()
+	excused0 := c.excusedProbes(dead)
 	killed := time.Now()
 	c.stopServer(2)
 	down := w.first(killed, 20*eventuallyScale, dead+" weight 0", destWeight(dead, 0))
-	stalled := stalls.Total() - stalled0 // before the status command's own cost
 	detect := down.Sub(killed)
 	bound := hcInterval*hcFall + hcTimeout
-	allow := loadAllowance(c.excusedProbes(dead)-excused0, stalled)
+	allow := loadAllowance(c.excusedProbes(dead)-excused0, stalls.Within(killed, down))
 	t.Logf("detection: weight 0 seen %s after the kill (bound %s + slack %s + %s)", durMS(detect), bound, detectSlack, allow)
 	if detect > bound+detectSlack+allow.d {
 		t.Errorf("weight 0 came %s after the kill, want at most %s + %s + %s", durMS(detect), bound, detectSlack, allow)
@@ -431,19 +430,20 @@ func TestHealthDetectDR(t *testing.T) {
 	// (startServer waits for its ready line), not from the process start,
 	// which a busy machine stretches by seconds; the lower one from the
 	// start, the earliest it could answer.
+	// Excused probes are counted from the start (no command runs in the
+	// rise window to load the guest): those before ready failed anyway,
+	// so under load the allowance may be generous, never short.
+	excused0 = c.excusedProbes(dead)
 	starting := time.Now()
 	c.startServer(2)
 	ready := time.Now()
-	// Probes before ready failed whatever the director did.
-	stalled0, excused0 = stalls.Total(), c.excusedProbes(dead)
 	// Weight 0 kept the entry; the other two were untouched.
 	w.always(down, starting, dead+" at weight 0, the others at 1", func(tab map[string]map[string]procDest) error {
 		return errors.Join(destWeight(dead, 0)(tab), destWeight(c.rsAddrs[0]+":80", 1)(tab), destWeight(c.rsAddrs[1]+":80", 1)(tab))
 	})
 	up := w.first(starting, 20*eventuallyScale, dead+" back at weight 1", destWeight(dead, 1))
-	stalled = stalls.Total() - stalled0
 	rise := up.Sub(ready)
-	allow = loadAllowance(c.excusedProbes(dead)-excused0, stalled)
+	allow = loadAllowance(c.excusedProbes(dead)-excused0, stalls.Within(ready, up))
 	t.Logf("rise: weight 1 seen %s after the server was ready again (%s after its start; bound %s + slack %s + %s)",
 		durMS(rise), durMS(up.Sub(starting)), hcInterval*hcRise+hcTimeout, detectSlack, allow)
 	if rise > hcInterval*hcRise+hcTimeout+detectSlack+allow.d {
@@ -462,11 +462,23 @@ func TestHealthDetectDR(t *testing.T) {
 	// poll interval after weight 0 (scheduled just before); none outside.
 	from := killed.Add(-500 * time.Millisecond).UnixMilli()
 	to := down.Add(hcPollEvery).UnixMilli()
+	outside := false
 	for _, at := range r.FailedAtMS {
 		if at < from || at > to {
+			outside = true
 			t.Errorf("a request started at %s failed, outside the detection window %s..%s",
 				time.UnixMilli(at).Format("15:04:05.000"), killed.Format("15:04:05.000"), down.Format("15:04:05.000"))
 		}
+	}
+	if outside {
+		// A loaded run once saw one refused 16 s after weight 0, with
+		// rs1 and rs2 at weight 1 throughout. An entry left to the dead
+		// server (a SYN_RECV to it), or none (IPVS itself refusing),
+		// shows here; the client's neighbours show where the VIP led.
+		out, err := c.director.Exec("ipvsadm", "-Lnc")
+		t.Logf("the director's connection entries (ipvsadm -Lnc, %v):\n%s", err, out)
+		out, err = c.client.Exec("ip", "neigh", "show")
+		t.Logf("the client's neighbours (%v):\n%s", err, out)
 	}
 	if allowed := int((down.Sub(killed)+hcPollEvery)/hcPollEvery) + 2; r.Failures > allowed {
 		t.Errorf("%d requests failed; the %s window allows at most %d", r.Failures, durMS(detect), allowed)
