@@ -983,3 +983,55 @@ rise = 1
 	w.always(from, time.Now(), "the table while rr is counted", destWeights(c.allRoute1()))
 	c.assertEven(r, 30)
 }
+
+// TestHealthWeight0PortReuse: a client that reuses a source port is not
+// sent to the server its old connection entry names once that server is
+// at weight 0. curl fetches from a fixed port P and is answered by S; the
+// DR director keeps that finished connection as FIN_WAIT (2 minutes). S
+// dies and its check sets weight 0; curl from P again must be answered
+// by another server. With the kernel's default (expire_nodest_conn=0)
+// IPVS follows the entry to the dead S and the client is refused: a
+// loaded TestHealthDetectDR saw this when the client's own port choice
+// came round again.
+func TestHealthWeight0PortReuse(t *testing.T) {
+	c := newCluster(t, "dr")
+	p := c.startHTTPChecked()
+	w := watchIPVS(t, p)
+	const port = "45123"
+	curl := func() (string, error) {
+		return c.client.Exec("curl", "-sS", "--max-time", "8", "--local-port", port,
+			"-H", "Connection: close", "http://"+vip+"/")
+	}
+	out, err := curl()
+	if err != nil {
+		t.Fatalf("curl from port %s: %v\n%s", port, err, out)
+	}
+	first := strings.TrimSpace(out)
+	i := slices.Index(c.names, first)
+	if i < 0 {
+		t.Fatalf("curl from port %s answered %q, not a real server's name", port, out)
+	}
+	entries := mustOut(c.director.Exec("ipvsadm", "-Lnc"))
+	t.Logf("port %s answered by %s; the director's entries:\n%s", port, first, entries)
+	if !strings.Contains(entries, ":"+port+" ") {
+		t.Fatalf("no connection entry for client port %s", port)
+	}
+
+	dead := c.rsAddrs[i] + ":80"
+	killed := time.Now()
+	c.stopServer(i)
+	w.first(killed, 20*eventuallyScale, dead+" weight 0", destWeight(dead, 0))
+	out, err = curl()
+	entries = mustOut(c.director.Exec("ipvsadm", "-Lnc"))
+	if err != nil {
+		t.Fatalf("curl from port %s after %s's weight 0: %v\n%s\nthe director's entries:\n%s", port, first, err, out, entries)
+	}
+	second := strings.TrimSpace(out)
+	t.Logf("after %s's weight 0, port %s answered by %s", first, port, second)
+	if second == first || !slices.Contains(c.names, second) {
+		t.Errorf("port %s answered by %q after %s's weight 0, want another real server\nthe director's entries:\n%s", port, second, first, entries)
+	}
+	if v := strings.TrimSpace(mustOut(c.director.Exec("cat", "/proc/sys/net/ipv4/vs/expire_nodest_conn"))); v != "1" {
+		t.Errorf("expire_nodest_conn is %q in the director's namespace, want 1", v)
+	}
+}
