@@ -35,13 +35,8 @@ import (
 //     expire_nodest_conn=1 the connection is expired), and re-adding it
 //     revives the same struct (ip_vs_trash_get_dest), so its connections
 //     carry on. Deleting and re-adding in one batch costs those flows at
-//     most a retransmission with expire_nodest_conn=0, the kernel's
-//     default. The director sets it to 1 (sysctl.go: a reused client port
-//     must not follow its old entry to a server at weight 0), so a packet
-//     that lands inside the batch expires its connection: with sloppy_tcp
-//     (set for routed directors, where mh is used) the next packet is
-//     scheduled again, and mh picks the same server; without it, that
-//     flow is reset. The batch lasts a few milliseconds.
+//     most a retransmission (with expire_nodest_conn=0, the default), not
+//     a reset.
 //
 // How much it matters, measured: with three equal-weight destinations
 // only a few slots of the 4093 differ between two list orders (a model of

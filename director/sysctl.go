@@ -35,16 +35,6 @@ var (
 	ipvsConntrack = Sysctl{Key: "net/ipv4/vs/conntrack", Value: "1", Optional: true}
 )
 
-// expireNodestConn makes IPVS schedule a SYN afresh when it matches an
-// old connection entry whose real server has weight 0 (taken out by its
-// check, or draining). By default such a SYN follows the entry: a DR
-// director's last state for a finished connection is FIN_WAIT (2
-// minutes), so a client that reuses a source port within that time is
-// sent to the dead server and refused (seen in the lab under load). Only
-// new connections are affected: the established ones of a draining
-// server carry on. kube-proxy's IPVS mode sets it for the same reason.
-var expireNodestConn = Sysctl{Key: "net/ipv4/vs/expire_nodest_conn", Value: "1"}
-
 var (
 	sloppyTCP  = Sysctl{Key: "net/ipv4/vs/sloppy_tcp", Value: "1"}
 	sloppySCTP = Sysctl{Key: "net/ipv4/vs/sloppy_sctp", Value: "1"}
@@ -66,9 +56,6 @@ func NeededSysctls(topo *config.Topology) []Sysctl {
 		}
 	}
 	var out []Sysctl
-	if topo != nil && len(topo.Services) > 0 {
-		out = append(out, expireNodestConn)
-	}
 	if topo != nil && topo.BGP != nil {
 		// Several active directors: a flow ECMP moves to this director
 		// arrives mid-stream, and IPVS must schedule it (mh picks the

@@ -23,16 +23,13 @@ func TestNeededSysctls(t *testing.T) {
 		}
 		return out
 	}
-	if got := NeededSysctls(topo()); len(got) != 0 {
-		t.Errorf("no services: %v, want none", got)
+	if got := NeededSysctls(topo(dr)); len(got) != 0 {
+		t.Errorf("dr only: %v, want none", got)
 	}
-	if diff := cmp.Diff([]string{"net/ipv4/vs/expire_nodest_conn"}, keys(NeededSysctls(topo(dr)))); diff != "" {
-		t.Errorf("dr only (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]string{"net/ipv4/vs/expire_nodest_conn", "net/ipv4/ip_forward", "net/ipv4/vs/conntrack"}, keys(NeededSysctls(topo(dr, natOverride)))); diff != "" {
+	if diff := cmp.Diff([]string{"net/ipv4/ip_forward", "net/ipv4/vs/conntrack"}, keys(NeededSysctls(topo(dr, natOverride)))); diff != "" {
 		t.Errorf("v4 nat backend (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"net/ipv4/vs/expire_nodest_conn", "net/ipv6/conf/all/forwarding", "net/ipv4/vs/conntrack"}, keys(NeededSysctls(topo(nat6)))); diff != "" {
+	if diff := cmp.Diff([]string{"net/ipv6/conf/all/forwarding", "net/ipv4/vs/conntrack"}, keys(NeededSysctls(topo(nat6)))); diff != "" {
 		t.Errorf("v6 nat (-want +got):\n%s", diff)
 	}
 }
